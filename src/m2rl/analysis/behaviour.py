@@ -78,7 +78,8 @@ def behaviour(ctx: AnalysisContext) -> dict[str, Any]:
     stats: dict[str, dict[str, Any]] = {}
     for name, per_domain in collected.items():
         out = {}
-        for dom, s in sorted(per_domain.items()):
+        rank = {d: i for i, d in enumerate(ctx.domains)}
+        for dom, s in sorted(per_domain.items(), key=lambda kv: (rank.get(kv[0], 99), kv[0])):
             lengths = np.array(s["lengths"], dtype=float)
             verify = np.array(s["verify"], dtype=bool)
             scores = np.array(s["scores"], dtype=float)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from m2rl.analysis.inputs import PARADIGM_ORDER
 from m2rl.analysis.registry import AnalysisContext, register
 
 
@@ -33,6 +34,8 @@ def cost(ctx: AnalysisContext) -> dict[str, Any]:
             "steps": card.get("steps"), "wall_hours": (card.get("wall_seconds") or 0) / 3600.0,
             "gpu_hours": float(card["gpu_hours"]), "backend": card.get("backend"),
         })
+    rank = {d: i for i, d in enumerate(ctx.domains)}
+    runs.sort(key=lambda r: (PARADIGM_ORDER.get(r["paradigm"], 9), rank.get(r["run"].split("-", 1)[-1], 99), r["run"]))
     singles = [r for r in runs if r["paradigm"] == "single"]
     mixes = [r for r in runs if r["paradigm"] == "mix"]
     singles_total = sum(r["gpu_hours"] for r in singles) if singles else None

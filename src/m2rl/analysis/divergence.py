@@ -77,7 +77,9 @@ def _first_sample(df, problem_id: str, column: str) -> str | None:
 def _load(path):
     import torch
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
     model.eval()
     return model

@@ -59,6 +59,7 @@ def _params(spec_or_params: Any) -> tuple[AnalysisSpec, list[str] | None, int]:
     if isinstance(spec_or_params, dict):
         data = dict(spec_or_params)
         bootstrap = int(data.pop("bootstrap", 1000))
+        data.pop("study", None)
         domains = data.pop("domains", None)
         try:
             return AnalysisSpec.model_validate(data), domains, bootstrap
@@ -67,6 +68,16 @@ def _params(spec_or_params: Any) -> tuple[AnalysisSpec, list[str] | None, int]:
             where = ".".join(str(x) for x in first["loc"])
             raise AnalysisError(f"analysis.{where}: {first['msg']}") from None
     raise AnalysisError(f"spec_or_params: expected a StudySpec, AnalysisSpec or mapping, got {type(spec_or_params)}")
+
+
+def study_name(spec_or_params: Any) -> str | None:
+    from m2rl.spec import StudySpec
+
+    if isinstance(spec_or_params, StudySpec):
+        return spec_or_params.name
+    if isinstance(spec_or_params, dict):
+        return spec_or_params.get("study")
+    return None
 
 
 def build_context(
@@ -141,6 +152,7 @@ def analyze(
     verdict = verdict_section(ctx, cost) if ctx.evals else {"skipped": "no evaluations"}
     doc = {
         "version": 1,
+        "study": study_name(spec_or_params),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "params": ctx.params.model_dump(mode="json"),
         "bootstrap": ctx.bootstrap,
@@ -172,3 +184,29 @@ def read_analysis(analysis_dir: str) -> dict[str, Any]:
         raise AnalysisError(f"analysis_dir: {exc}") from None
     except json.JSONDecodeError as exc:
         raise AnalysisError(f"{path}: not JSON ({exc})") from None
+
+
+def inputs_from_layout(spec: Any, artifact_root: str | None = None) -> dict[str, Any]:
+    """analyze()'s inputs for a study that followed the artifact layout (models/, eval/ under the root)."""
+    root = artifact_root or spec.artifact_root
+    names = [f"single-{d}" for d in spec.domains] + ["mix"] + [f"merge-{m.label}" for m in spec.merge.methods]
+    models, evals, cards = {}, {}, {}
+    for name in names:
+        uri = storage.join(root, "models", name)
+        if not storage.exists(uri):
+            continue
+        entry: dict[str, Any] = {"uri": uri}
+        if name.startswith("merge-"):
+            label = name[len("merge-") :]
+            entry["merge_method"] = next(m.method for m in spec.merge.methods if m.label == label)
+        models[name] = entry
+        card = storage.join(uri, "train_card.json")
+        if storage.exists(card):
+            cards[name] = card
+    for name in [BASE_NAME, *models]:
+        ev = storage.join(root, "eval", name)
+        if storage.exists(storage.join(ev, "metrics.json")):
+            evals[name] = ev
+    if not models and not evals:
+        raise AnalysisError(f"artifact_root: nothing to analyse under {root} (no models/ nor eval/ folders)")
+    return {"models": models, "base": spec.base_model, "evals": evals, "train_cards": cards}

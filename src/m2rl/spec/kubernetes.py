@@ -50,3 +50,18 @@ class KubernetesSpec(StrictModel):
     ray_job_ttl_seconds: int = Field(default=3600, ge=0, description="RayJob ttlSecondsAfterFinished.")
     ray_job_deadline_seconds: int | None = Field(default=None, ge=1, description="RayJob activeDeadlineSeconds.")
     ray_job_backoff_limit: int = Field(default=0, ge=0, description="RayJob backoffLimit (retries).")
+    ray_version: str = Field(
+        default="2.55.0", description="Ray version of the GPU image (OpenRLHF 0.11.2 pins ray 2.55.0); RayCluster rayVersion."
+    )
+    ray_head: Resources = Field(
+        default_factory=lambda: Resources(cpu="8", memory="32Gi", gpus=0),
+        description="Resources of the RayJob head pod (runs the driver; no GPUs by default).",
+    )
+    ray_submitter: Resources = Field(
+        default_factory=lambda: Resources(cpu="500m", memory="512Mi", gpus=0),
+        description="Resources of the RayJob submitter pod (`ray job submit`, follows the driver log).",
+    )
+    ray_env: dict[str, str] = Field(
+        default_factory=dict, description="Extra non-secret env vars of the RayJob's runtime env and pods."
+    )
+    run_as_user: int = Field(default=10001, ge=1, description="Non-root UID of every pod (the images' USER).")

@@ -67,15 +67,23 @@ def _finite(v: object) -> float | None:
 class MetricSink:
     """Receives one step's metrics (already in M2RL names): logs them to MLflow and keeps the reward curve."""
 
-    def __init__(self, domains: list[str], samples_per_step: int, log_to_mlflow: bool = True):
+    def __init__(self, domains: list[str], samples_per_step: int, run_id: str | None = None):
+        """`run_id`: the MLflow run to log into (from any thread); None logs to the active run, if any."""
+        import threading
+
         self.domains = list(domains)
         self.samples_per_step = samples_per_step
-        self.log_to_mlflow = log_to_mlflow
+        self.run_id = run_id
+        self._lock = threading.Lock()
         self.curve: dict[int, CurvePoint] = {}
         self.history: dict[int, dict[str, float]] = {}
 
     def log_step(self, step: int, metrics: Mapping[str, object]) -> dict[str, float]:
         """Log one step; returns the finite metrics that were logged."""
+        with self._lock:
+            return self._log_step(step, metrics)
+
+    def _log_step(self, step: int, metrics: Mapping[str, object]) -> dict[str, float]:
         clean = {k: f for k, v in metrics.items() if (f := _finite(v)) is not None}
         if "train/step_seconds" in clean and clean["train/step_seconds"] > 0 and "train/throughput" not in clean:
             clean["train/throughput"] = self.samples_per_step / clean["train/step_seconds"]
@@ -93,11 +101,19 @@ class MetricSink:
             # A single-domain run: its overall reward is the domain's reward.
             clean[domain_metric(self.domains[0])] = clean["train/reward"]
             self.curve[step].domains[self.domains[0]] = clean["train/reward"]
-        if self.log_to_mlflow:
-            import mlflow
+        import mlflow
 
-            if mlflow.active_run() is not None:
-                mlflow.log_metrics(clean, step=step)
+        if self.run_id is not None:
+            import time
+
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            mlflow.MlflowClient().log_batch(
+                self.run_id, metrics=[Metric(k, v, now, step) for k, v in sorted(clean.items())]
+            )
+        elif mlflow.active_run() is not None:
+            mlflow.log_metrics(clean, step=step)
         return clean
 
     def reward_curve(self) -> list[CurvePoint]:

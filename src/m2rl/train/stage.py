@@ -165,7 +165,9 @@ def train(
             "rollout_batch_size": t.rollout_batch_size, "kl_coef": t.kl_coef, "clip_low": t.clip_low,
             "clip_high": t.clip_high, "max_new_tokens": t.max_new_tokens, "temperature": t.temperature,
         })
-        sink = MetricSink(job.domains, samples_per_step=t.rollout_batch_size * t.samples_per_prompt)
+        sink = MetricSink(
+            job.domains, samples_per_step=t.rollout_batch_size * t.samples_per_prompt, run_id=active.info.run_id
+        )
         started = time.monotonic()
         with storage.output_dir(out) as tmp:
             outcome = backend.run(job, Path(tmp), sink)

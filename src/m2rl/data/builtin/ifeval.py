@@ -310,7 +310,7 @@ _REPEAT_SENTENCE = "First repeat the request word for word"
 def _required_text(ids: list[str], kwargs: list[dict[str, Any]]) -> str:
     """Text that a correct response must contain because of some instruction."""
     parts: list[str] = []
-    for iid, kw in zip(ids, kwargs):
+    for iid, kw in zip(ids, kwargs, strict=False):
         if iid == "keywords:existence":
             parts += kw["keywords"]
         elif iid == "keywords:frequency" and kw["relation"] == "at least":
@@ -330,7 +330,7 @@ def _required_text(ids: list[str], kwargs: list[dict[str, Any]]) -> str:
 
 def _consistent(ids: list[str], kwargs: list[dict[str, Any]]) -> bool:
     required = _required_text(ids, kwargs)
-    for iid, kw in zip(ids, kwargs):
+    for iid, kw in zip(ids, kwargs, strict=False):
         if iid == "keywords:forbidden_words":
             if any(re.search(rf"\b{w}\b", required, flags=re.IGNORECASE) for w in kw["forbidden_words"]):
                 return False

@@ -103,7 +103,8 @@ def fractions(rng: random.Random) -> MathProblem:
     x, y = Fraction(a, b), Fraction(c, d)
     value = {"+": x + y, "-": x - y, "*": x * y, "/": x / y}[op]
     shown = {"*": "×", "/": "÷"}.get(op, op)
-    q = (f"Compute {a}/{b} {shown} {c}/{d}. Write the result as a fraction in lowest terms "
+    left, right = (f"({a}/{b})", f"({c}/{d})") if op in "*/" else (f"{a}/{b}", f"{c}/{d}")
+    q = (f"Compute {left} {shown} {right}. Write the result as a fraction in lowest terms "
          "(or as an integer if it is one).")
     return MathProblem("fraction", q, fmt(value, "fraction"), f"Rational({a}, {b}) {op} Rational({c}, {d})")
 

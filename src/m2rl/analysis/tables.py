@@ -1,0 +1,364 @@
+"""Report tables, rendered to Markdown and HTML from one flat set of numbers.
+
+The numbers are the "summary": `metrics` (flat MLflow-style keys -> float) plus a `layout` (which models,
+benchmarks, pairs, labels). `summary.flatten(analysis)` builds them from analysis.json, `compare` reads them
+back from MLflow, and `build_tables` turns either into the same tables, so the report and `m2rl compare`
+print identical numbers.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_BAD = re.compile(r"[^\w.\- /]")
+DASH = "—"
+
+
+def key_part(name: str) -> str:
+    """A name made safe for an MLflow metric key segment."""
+    return _BAD.sub("_", str(name)).replace("/", "_") or "_"
+
+
+def mkey(*parts: str) -> str:
+    return "/".join(key_part(p) for p in parts)
+
+
+@dataclass
+class Table:
+    """A titled grid of formatted cells; `bold` holds (row, column) positions to emphasise."""
+
+    key: str
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    bold: set[tuple[int, int]] = field(default_factory=set)
+    note: str = ""
+
+    def cell(self, row: int, col: int) -> str:
+        text = self.rows[row][col]
+        return text
+
+    def to_markdown(self) -> str:
+        def esc(s: str) -> str:
+            return s.replace("|", "\\|")
+
+        lines = [f"**{self.title}**", "", "| " + " | ".join(esc(c) for c in self.columns) + " |",
+                 "|" + "|".join("---" if i == 0 else "---:" for i in range(len(self.columns))) + "|"]
+        for r, row in enumerate(self.rows):
+            cells = [f"**{esc(c)}**" if (r, i) in self.bold and c != DASH else esc(c) for i, c in enumerate(row)]
+            lines.append("| " + " | ".join(cells) + " |")
+        if self.note:
+            lines += ["", f"_{self.note}_"]
+        return "\n".join(lines)
+
+    def to_html(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = []
+        for r, row in enumerate(self.rows):
+            tds = []
+            for i, c in enumerate(row):
+                text = html.escape(c)
+                tds.append(f"<td><b>{text}</b></td>" if (r, i) in self.bold and c != DASH else f"<td>{text}</td>")
+            body.append("<tr>" + "".join(tds) + "</tr>")
+        note = f'<p class="note">{html.escape(self.note)}</p>' if self.note else ""
+        return (f'<table id="table-{self.key}"><caption>{html.escape(self.title)}</caption>'
+                f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{note}")
+
+
+# ---- formatting ---------------------------------------------------------------------------------------
+
+def pct(x: float | None) -> str:
+    return DASH if x is None else f"{100 * x:.1f}"
+
+
+def pct_ci(x: float | None, lo: float | None, hi: float | None) -> str:
+    if x is None:
+        return DASH
+    return pct(x) if lo is None or hi is None else f"{100 * x:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def pts(x: float | None, lo: float | None = None, hi: float | None = None) -> str:
+    """Signed percentage points, with an interval when given."""
+    if x is None:
+        return DASH
+    s = f"{100 * x:+.1f}"
+    return s if lo is None or hi is None else f"{s} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def num(x: float | None, digits: int = 3) -> str:
+    return DASH if x is None else f"{x:.{digits}f}"
+
+
+def hours(x: float | None) -> str:
+    if x is None:
+        return DASH
+    return f"{x:.4f}" if x < 0.1 else f"{x:.2f}"
+
+
+# ---- tables -------------------------------------------------------------------------------------------
+
+def _models(layout: dict[str, Any]) -> list[dict[str, Any]]:
+    return [dict(zip(("name", "paradigm", "domain", "method"), m, strict=True)) for m in layout["models"]]
+
+
+def _label(m: dict[str, Any]) -> str:
+    return m["name"]
+
+
+def _best(values: list[float | None], higher: bool = True) -> set[int]:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return set()
+    top = max(vals) if higher else min(vals)
+    return {i for i, v in enumerate(values) if v is not None and abs(v - top) < 1e-12}
+
+
+def accuracy_table(M: dict[str, float], L: dict[str, Any]) -> Table:
+    models = _models(L)
+    rows, bold = [], set()
+    for r, (bench, domain) in enumerate(L["benchmarks"]):
+        vals = [M.get(mkey("acc", m["name"], bench)) for m in models]
+        cells = [pct_ci(v, M.get(mkey("acc_lo", m["name"], bench)), M.get(mkey("acc_hi", m["name"], bench)))
+                 for v, m in zip(vals, models, strict=True)]
+        rows.append([f"{bench} ({domain})", *cells])
+        bold |= {(r, i + 1) for i in _best(vals)}
+    vals = [M.get(mkey("acc", m["name"], "average")) for m in models]
+    rows.append(["average", *[pct(v) for v in vals]])
+    bold |= {(len(rows) - 1, i + 1) for i in _best(vals)}
+    return Table("accuracy", f"Accuracy ({L.get('metric', 'avg@k')}, %, 95% CI): benchmarks x models",
+                 ["benchmark", *[_label(m) for m in models]], rows, bold,
+                 "Best per row in bold. Interval: the evaluate stage's bootstrap over problems.")
+
+
+def merge_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:
+    merges = [m for m in _models(L) if m["paradigm"] == "merge"]
+    if not merges:
+        return None
+    benches = [b for b, _ in L["benchmarks"]]
+    cols = [*benches, "average"]
+    rows, bold = [], set()
+    grid = [[M.get(mkey("acc", m["name"], c)) for c in cols] for m in merges]
+    for m, vals in zip(merges, grid, strict=True):
+        rows.append([f"{m['method']} ({m['name']})", *[pct(v) for v in vals]])
+    for j in range(len(cols)):
+        bold |= {(i, j + 1) for i in _best([g[j] for g in grid])}
+    for m in _models(L):
+        if m["paradigm"] == "mix":
+            rows.append([f"reference: {m['name']}", *[pct(M.get(mkey("acc", m["name"], c))) for c in cols]])
+    experts = {m["domain"]: m["name"] for m in _models(L) if m["paradigm"] == "single"}
+    own = []
+    for bench, domain in L["benchmarks"]:
+        own.append(M.get(mkey("acc", experts[domain], bench)) if domain in experts else None)
+    if experts:
+        avg = sum(own) / len(own) if own and all(v is not None for v in own) else None
+        rows.append(["reference: expert of the domain", *[pct(v) for v in own], pct(avg)])
+    return Table("merge_methods", "Merge methods (avg@k, %)", ["merge", *cols], rows, bold,
+                 "Best merge per column in bold; reference rows are not ranked.")
+
+
+def cost_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:
+    c = L.get("cost")
+    if not c:
+        return None
+    unit = c["unit"]
+    rows = [[run, paradigm, device, hours(M.get(mkey("cost", "run", run, "gpu_hours")))]
+            for run, paradigm, device in c["runs"]]
+    if sum(1 for _, paradigm, _ in c["runs"] if paradigm == "mix") > 1:
+        rows.append(["mix (total)", "mix", "", hours(M.get("cost/mix_gpu_hours"))])
+    rows.append(["merge = sum of single-domain runs", "merge", "", hours(M.get("cost/singles_gpu_hours"))])
+    ratio = M.get("cost/mix_over_singles")
+    rows.append(["mix / sum of singles", "", "", DASH if ratio is None else f"{ratio:.2f}x"])
+    return Table("cost", f"Training cost ({unit})", ["run", "paradigm", "device", unit], rows, set(),
+                 "GPUs x wall-clock hours from the train cards; on a CPU machine these are CPU-hours.")
+
+
+def transfer_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:
+    if not L.get("transfer"):
+        return None
+    benches = L["benchmarks"]
+    rows, bold = [], set()
+    for r, name in enumerate(L["transfer"]):
+        cells = []
+        for j, (bench, _) in enumerate(benches):
+            v = M.get(mkey("transfer", name, bench))
+            lo, hi = M.get(mkey("transfer_lo", name, bench)), M.get(mkey("transfer_hi", name, bench))
+            cells.append(pts(v, lo, hi))
+            if lo is not None and (lo > 0 or (hi is not None and hi < 0)):
+                bold.add((r, j + 1))
+        rows.append([name, *cells])
+    return Table("transfer", "Cross-domain transfer: Δ avg@k over the base (points, 95% CI)",
+                 ["model", *[f"{b} ({d})" for b, d in benches]], rows, bold,
+                 "Bold: the interval excludes 0 (synergy / gain if positive, interference / loss if negative).")
+
+
+def norms_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:
+    g = L.get("geometry")
+    if not g:
+        return None
+    types = ["overall", *g["types"]]
+    rows = [[m, *[num(M.get(mkey("geometry", "norm", m, t)), 4) for t in types],
+             pct(M.get(mkey("geometry", "footprint", m)))] for m in g["models"]]
+    return Table("norms", "Task-vector L2 norms by module type", ["model", *types, "footprint %"], rows, set(),
+                 f"tau = theta - theta_base; footprint: share of parameters in the top {g['top_percent']}% |tau|.")
+
+
+def matrix_table(M: dict[str, float], L: dict[str, Any], stat: str, title: str, note: str) -> Table | None:
+    g = L.get("geometry")
+    if not g:
+        return None
+    names = g["models"]
+    rows = []
+    for i, a in enumerate(names):
+        row = [a]
+        for j, b in enumerate(names):
+            x, y = (a, b) if i <= j else (b, a)
+            row.append(num(M.get(mkey("geometry", stat, x, y))))
+        rows.append(row)
+    return Table(stat, title, ["", *names], rows, set(), note)
+
+
+def kl_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:
+    d = L.get("divergence")
+    if not d:
+        return None
+    refs = d["references"]
+    rows = []
+    for m in d["models"]:
+        rows.append([m, *[num(M.get(mkey("divergence", "kl", m, r)), 4) for r in refs],
+                     pts(M.get(mkey("divergence", "gain", m)))])
+    return Table("kl", "Policy divergence: token-level KL(model || reference), nats per token",
+                 ["model", *[f"KL vs {r}" for r in refs], "Δ avg acc (pts)"], rows, set(),
+                 f"On {d['prompts']} shared prompts from the eval splits, continuations from each model's own "
+                 "eval responses.")
+
+
+def inheritance_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:
+    rows_l = L.get("inheritance")
+    if not rows_l:
+        return None
+    rows = []
+    for model, bench, expert in rows_l:
+        rows.append([model, bench, expert,
+                     num(M.get(mkey("inheritance", "kappa", model, bench))),
+                     pct(M.get(mkey("inheritance", "inherited", model, bench))),
+                     num(M.get(mkey("inheritance", "jaccard", model, bench))),
+                     pct(M.get(mkey("inheritance", "new", model, bench)))])
+    return Table("inheritance", "Skill inheritance from the domain expert (per-problem agreement)",
+                 ["model", "benchmark", "expert", "Cohen's kappa", "inherited %", "Jaccard", "new %"], rows, set(),
+                 "Solved = mean score >= 0.5. Inherited: share of the expert's solved problems the model solves; "
+                 "new: share of problems only the model solves.")
+
+
+def behaviour_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:
+    b = L.get("behaviour")
+    if not b:
+        return None
+    rows = []
+    for model, domain in b["cells"]:
+        rows.append([model, domain,
+                     num(M.get(mkey("behaviour", "length_mean", model, domain)), 1),
+                     num(M.get(mkey("behaviour", "length_median", model, domain)), 1),
+                     pct(M.get(mkey("behaviour", "verify_rate", model, domain))),
+                     num(M.get(mkey("behaviour", "verify_first_position", model, domain)), 2)])
+    unit = b["unit"]
+    return Table("behaviour", "Behaviour: response length and self-verification",
+                 ["model", "domain", f"mean length ({unit})", f"median ({unit})", "self-verify %",
+                  "first at (fraction)"], rows, set(),
+                 "Self-verification phrases: 'let me check', 'verify', 'wait', 'double-check', ...; position of "
+                 "the first one as a fraction of the response.")
+
+
+def verdict_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:
+    v = L.get("verdict")
+    if not v:
+        return None
+    a, b = v["a"], v["b"]
+    rows, bold = [], set()
+    for r, (scope, winner, expert) in enumerate(v["scopes"]):
+        get = lambda s, scope=scope: M.get(mkey("verdict", scope, s))  # noqa: E731
+        rows.append([scope, pct_ci(get("a"), get("a_lo"), get("a_hi")), pct_ci(get("b"), get("b_lo"), get("b_hi")),
+                     pts(get("delta"), get("delta_lo"), get("delta_hi")), winner,
+                     DASH if not expert else f"{pct(get('expert'))} ({expert})"])
+        if winner == v["a_label"]:
+            bold.add((r, 1))
+        elif winner == v["b_label"]:
+            bold.add((r, 2))
+    return Table("verdict", "Verdict: paired bootstrap over problems (%, 95% CI)",
+                 ["scope", v["a_label"] if a == v["a_label"] else f"{v['a_label']} ({a})",
+                  v["b_label"] if b == v["b_label"] else f"{v['b_label']} ({b})", f"Δ {v['a_label']} − {v['b_label']}",
+                  "winner", "expert (own domain)"], rows, bold,
+                 f"{v['bootstrap']} paired resamples; a side wins when the interval of Δ excludes 0.")
+
+
+def verdict_lines(M: dict[str, float], L: dict[str, Any]) -> list[str]:
+    """The verdict in sentences: who wins on average and per domain, with intervals, and at what cost."""
+    v = L.get("verdict")
+    if not v:
+        return ["No verdict: " + L.get("skipped", {}).get("verdict", "the mixed / merged models were not evaluated")]
+    al, bl = v["a_label"], v["b_label"]
+    an = al if v["a"] == al else f"{al} ({v['a']})"
+    bn = bl if v["b"] == bl else f"{bl} ({v['b']})"
+    lines = []
+    scopes = {s: (w, e) for s, w, e in v["scopes"]}
+
+    def g(scope: str, s: str) -> float | None:
+        return M.get(mkey("verdict", scope, s))
+
+    if "average" in scopes:
+        w = scopes["average"][0]
+        res = (f"{w} wins on average" if w != "tie" else "no significant difference on average")
+        lines.append(
+            f"On average over {len(L['benchmarks'])} benchmark(s), {an} scores "
+            f"{pct_ci(g('average', 'a'), g('average', 'a_lo'), g('average', 'a_hi'))} % and {bn} "
+            f"{pct_ci(g('average', 'b'), g('average', 'b_lo'), g('average', 'b_hi'))} %: Δ = "
+            f"{pts(g('average', 'delta'), g('average', 'delta_lo'), g('average', 'delta_hi'))} points, {res} "
+            "(95% paired bootstrap interval)."
+        )
+    per = []
+    for scope, (w, _) in scopes.items():
+        if scope == "average":
+            continue
+        d = pts(g(scope, "delta"), g(scope, "delta_lo"), g(scope, "delta_hi"))
+        per.append(f"{scope}: {w + ' wins' if w != 'tie' else 'tie'} (Δ {d})")
+    if per:
+        lines.append("Per domain: " + "; ".join(per) + ".")
+    c = L.get("cost")
+    mix_h, sing_h, ratio = M.get("cost/mix_gpu_hours"), M.get("cost/singles_gpu_hours"), M.get("cost/mix_over_singles")
+    if c and mix_h is not None and sing_h is not None:
+        n_single = sum(1 for _, p, _ in c["runs"] if p == "single")
+        lines.append(
+            f"Cost: mix {hours(mix_h)} {c['unit']} against {hours(sing_h)} for the {n_single} single-domain runs a "
+            f"merge needs (mix / sum of singles = {ratio:.2f}x)."
+        )
+    if "average" in scopes and bl == "merge":
+        w = scopes["average"][0]
+        cheaper = None
+        if mix_h is not None and sing_h is not None:
+            cheaper = "mix" if mix_h < sing_h else "merge"
+        if w == "tie":
+            pick = (f"Neither paradigm wins significantly on average; on cost, {cheaper} is the pick."
+                    if cheaper else "Neither paradigm wins significantly on average.")
+        else:
+            pick = f"Pick {w}: it wins on average"
+            pick += (" and is also the cheaper one." if cheaper == w else
+                     f", though {cheaper} costs less." if cheaper else ".")
+        lines.append(pick)
+    return lines
+
+
+def build_tables(M: dict[str, float], L: dict[str, Any]) -> list[Table]:
+    """Every table of the report that the numbers allow, in report order."""
+    out = [verdict_table(M, L), accuracy_table(M, L), merge_table(M, L), cost_table(M, L), transfer_table(M, L),
+           norms_table(M, L),
+           matrix_table(M, L, "cosine", "Cosine similarity of task vectors (exact)", "1 = same direction."),
+           matrix_table(M, L, "cosine_projected", "Cosine similarity after a seeded random projection",
+                        (L.get("geometry") or {}).get("projection", "")),
+           matrix_table(M, L, "sign_agreement", "Sign agreement of task vectors",
+                        "Share of positions changed by both models where the change has the same sign."),
+           matrix_table(M, L, "overlap", "Update-footprint overlap (Jaccard of top-k% |tau| positions)",
+                        f"k = {(L.get('geometry') or {}).get('top_percent')}%."),
+           kl_table(M, L), inheritance_table(M, L), behaviour_table(M, L)]
+    return [t for t in out if t is not None]

@@ -1,0 +1,83 @@
+"""Generation backends behind one interface: `hf` (transformers, CPU) and `vllm` (GPU pods).
+
+A backend module `m2rl/evaluate/backends/<name>.py` defines a class registered with
+`@register_backend(name)`; modules are imported only when their backend is chosen, so vLLM is never
+imported unless `backend="vllm"`. Both render prompts the same way: the model's own chat template
+with the generation prompt appended (`render_prompt`), then sample `n` completions per prompt.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from m2rl.evaluate.registry import EvalError, Sampling
+
+BACKEND_NAMES = ("hf", "vllm")
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Settings a backend is built with (from the spec's `evaluate` section)."""
+
+    batch_size: int = 16
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+    seed: int = 0
+
+
+class Generator(Protocol):
+    """A loaded model that samples completions."""
+
+    name: str
+    generated_tokens: int
+
+    def render(self, messages: Sequence[dict[str, str]]) -> str:
+        """The prompt text the model sees for chat messages (chat template + generation prompt)."""
+
+    def generate(self, prompts: Sequence[str], n: int, sampling: Sampling, seed: int) -> list[list[str]]:
+        """`n` sampled completions for each rendered prompt, in order."""
+
+    def close(self) -> None:
+        """Free the model."""
+
+
+_BACKENDS: dict[str, Callable[..., Generator]] = {}
+
+
+def register_backend(name: str) -> Callable[[Any], Any]:
+    def deco(cls: Any) -> Any:
+        _BACKENDS[name] = cls
+        return cls
+
+    return deco
+
+
+def get_backend(name: str) -> Callable[..., Generator]:
+    """The backend class `name` (importing its module now)."""
+    if name not in BACKEND_NAMES:
+        raise EvalError(f"unknown backend {name!r}; choose from {', '.join(BACKEND_NAMES)}")
+    if name not in _BACKENDS:
+        importlib.import_module(f"{__name__}.{name}")
+    return _BACKENDS[name]
+
+
+def render_prompt(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
+    """Chat template with the generation prompt, as text; a plain join when the tokenizer has no template."""
+    msgs = [{"role": m["role"], "content": m["content"]} for m in messages]
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    return "\n\n".join(m["content"] for m in msgs) + "\n\n"
+
+
+def load_tokenizer(folder: str) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.padding_side = "left"
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok

@@ -1,0 +1,85 @@
+"""The `vllm` backend: vLLM's offline `LLM` on GPU pods (imported only when this backend is chosen).
+
+Prompts are rendered with the checkpoint's chat template by the same code as the `hf` backend and
+sent as token ids (`{"prompt_token_ids": [...]}`, vLLM's TokensPrompt), so both backends see the
+same tokens. One `SamplingParams(n=K, temperature, top_p, max_tokens, seed)` per call; tensor
+parallelism, memory fraction and context cap come from the spec.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from m2rl.evaluate.backends import BackendOptions, load_tokenizer, register_backend, render_prompt
+from m2rl.evaluate.registry import EvalError, Sampling
+
+
+def import_vllm() -> Any:
+    try:
+        return importlib.import_module("vllm")
+    except ImportError as exc:
+        raise EvalError(f"backend vllm: vLLM is not installed here ({exc}); use the GPU image or backend hf") from None
+
+
+def sampling_params(vllm: Any, n: int, sampling: Sampling, seed: int) -> Any:
+    """The vLLM SamplingParams of one call (paper: temperature 1.0, top_p 0.7, up to 32,768 tokens)."""
+    return vllm.SamplingParams(
+        n=n, temperature=sampling.temperature, top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
+        top_k=-1, max_tokens=sampling.max_new_tokens, seed=seed, skip_special_tokens=True,
+    )
+
+
+def build_requests(tokenizer: Any, prompts: Sequence[str]) -> list[dict[str, list[int]]]:
+    """TokensPrompt dicts: the rendered prompt text tokenised without adding special tokens again."""
+    return [{"prompt_token_ids": list(tokenizer(p, add_special_tokens=False)["input_ids"])} for p in prompts]
+
+
+def engine_kwargs(folder: str, options: BackendOptions) -> dict[str, Any]:
+    """Arguments of `vllm.LLM(...)`."""
+    kwargs: dict[str, Any] = dict(
+        model=folder, tokenizer=folder, tensor_parallel_size=options.tensor_parallel_size,
+        gpu_memory_utilization=options.gpu_memory_utilization, seed=options.seed, trust_remote_code=False,
+    )
+    if options.max_model_len is not None:
+        kwargs["max_model_len"] = options.max_model_len
+    return kwargs
+
+
+@register_backend("vllm")
+class VLLMGenerator:
+    """vllm.LLM over a local checkpoint folder."""
+
+    name = "vllm"
+
+    def __init__(self, folder: str | Path, options: BackendOptions | None = None):
+        self.vllm = import_vllm()
+        self.options = options or BackendOptions()
+        self.tokenizer = load_tokenizer(str(folder))
+        self.llm = self.vllm.LLM(**engine_kwargs(str(folder), self.options))
+        self.max_model_len = self.options.max_model_len
+        self.generated_tokens = 0
+
+    def render(self, messages: Sequence[dict[str, str]]) -> str:
+        return render_prompt(self.tokenizer, messages)
+
+    def generate(self, prompts: Sequence[str], n: int, sampling: Sampling, seed: int) -> list[list[str]]:
+        if not prompts:
+            return []
+        requests = build_requests(self.tokenizer, prompts)
+        outputs = self.llm.generate(requests, sampling_params(self.vllm, n, sampling, seed), use_tqdm=False)
+        if len(outputs) != len(prompts):
+            raise RuntimeError(f"vllm returned {len(outputs)} results for {len(prompts)} prompts")
+        result = []
+        for out in outputs:
+            completions = list(out.outputs)
+            if len(completions) != n:
+                raise RuntimeError(f"vllm returned {len(completions)} completions, expected n={n}")
+            self.generated_tokens += sum(len(c.token_ids) for c in completions)
+            result.append([c.text for c in completions])
+        return result
+
+    def close(self) -> None:
+        self.llm = None

@@ -1,0 +1,68 @@
+"""The builtin eval split of every domain (`builtin_math`, `builtin_code`, `builtin_science`, `builtin_if`,
+`builtin_agent`): the embedded default's benchmarks.
+
+With `path` set they read that unified-records parquet (the data stage's `data/eval/<domain>.parquet`);
+otherwise they regenerate the builtin source (`options.seed`, `options.count` as in the data spec) and
+keep the records the data stage holds out: `m2rl.data.split.is_eval(id, eval_fraction, split_seed)`
+with `options.eval_fraction` (0.2) and `options.split_seed` (0). Each record keeps its own verifier.
+Sampling defaults suit a small model on a CPU: K=4 and at most 512 new tokens (the spec overrides).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from m2rl.evaluate.loading import local_path, unique_ids
+from m2rl.evaluate.registry import EvalError, Sampling, register_benchmark
+from m2rl.spec.evaluate import BenchmarkSpec
+
+DOMAINS = ("math", "code", "science", "if", "agent")
+VOTABLE = {"math", "science"}  # verifiers that extract one final answer per response
+BUILTIN_SAMPLING = Sampling(temperature=1.0, top_p=0.7, max_new_tokens=512)
+
+
+def _from_records(name: str, domain: str, path: str) -> list[dict[str, Any]]:
+    from m2rl.records import RecordError, read_records
+
+    local = local_path(name, path)  # s3:// files are downloaded first; a missing file is an EvalError
+    try:
+        recs = list(read_records(local))
+    except RecordError as exc:
+        raise EvalError(f"{name}: {path}: {exc}") from None
+    except Exception as exc:
+        raise EvalError(f"{name}: cannot read records from {path}: {exc}") from None
+    return [r for r in recs if r["domain"] == domain]
+
+
+def _regenerate(name: str, domain: str, spec: BenchmarkSpec) -> list[dict[str, Any]]:
+    from m2rl.data import builtin
+    from m2rl.data.split import is_eval
+
+    opts = spec.options
+    fraction = float(opts.get("eval_fraction", 0.2))
+    split_seed = int(opts.get("split_seed", 0))
+    try:
+        recs = builtin.iter_records(domain, int(opts.get("seed", 0)), int(opts.get("count", builtin.DEFAULT_COUNT)))
+        return [r for r in recs if is_eval(r["id"], fraction, seed=split_seed)]
+    except ModuleNotFoundError as exc:
+        raise EvalError(f"{name}: the builtin generator of domain {domain!r} is not available ({exc})") from None
+
+
+def _make_loader(domain: str):
+    name = f"builtin_{domain}"
+
+    def load(spec: BenchmarkSpec) -> list[dict[str, Any]]:
+        recs = _from_records(name, domain, spec.path) if spec.path else _regenerate(name, domain, spec)
+        if not recs:
+            raise EvalError(f"{name}: no {domain} records in {spec.path or 'the builtin eval split'}")
+        return unique_ids(name, recs)
+
+    load.__doc__ = f"Builtin {domain} eval split (held-out records of the builtin source)."
+    load.__name__ = f"load_{name}"
+    return load
+
+
+for _domain in DOMAINS:
+    register_benchmark(
+        f"builtin_{_domain}", domain=_domain, k=4, sampling=BUILTIN_SAMPLING, votable=_domain in VOTABLE,
+    )(_make_loader(_domain))

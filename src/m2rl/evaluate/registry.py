@@ -1,0 +1,108 @@
+"""The benchmark registry: each benchmark, by name, with its loader, domain, default K and sampling.
+
+A benchmark is one file in `m2rl/evaluate/benchmarks/` that calls `@register_benchmark(...)` on its
+loader. A loader takes the run's `BenchmarkSpec` (for `path`, `options`) and returns unified records
+(m2rl.records) whose prompt is already the paper's template and whose verifier block names the
+verifier that scores them. Defaults are the paper's: temperature 1.0, top_p 0.7, up to 32,768 new
+tokens; K per benchmark (16 for AIME, 4 for GPQA, 1 for IFEval/IFBench); the spec overrides each.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from m2rl.spec.evaluate import BenchmarkSpec
+
+Loader = Callable[[BenchmarkSpec], list[dict[str, Any]]]
+
+
+class EvalError(ValueError):
+    """Bad evaluation input (unknown benchmark, missing dataset file, model without weights)."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How one benchmark samples: the same for every model of a study."""
+
+    temperature: float = 1.0
+    top_p: float = 0.7
+    max_new_tokens: int = 32768
+
+
+PAPER_SAMPLING = Sampling()
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A registered benchmark: what it reads, how it prompts and scores, and its defaults."""
+
+    name: str
+    domain: str
+    loader: Loader
+    hub_id: str | None = None
+    k: int = 1
+    sampling: Sampling = field(default_factory=Sampling)
+    votable: bool = False  # maj@K is reported when the extracted answers can be voted (math, mcqa)
+    description: str = ""
+
+    def resolve(self, spec: BenchmarkSpec) -> tuple[int, Sampling]:
+        """K and sampling for a run: the spec's values where set, else the benchmark's defaults."""
+        k = spec.k if spec.k is not None else self.k
+        sampling = Sampling(
+            temperature=spec.temperature if spec.temperature is not None else self.sampling.temperature,
+            top_p=spec.top_p if spec.top_p is not None else self.sampling.top_p,
+            max_new_tokens=spec.max_new_tokens if spec.max_new_tokens is not None else self.sampling.max_new_tokens,
+        )
+        return k, sampling
+
+
+_BENCHMARKS: dict[str, Benchmark] = {}
+
+
+def register_benchmark(
+    name: str,
+    *,
+    domain: str,
+    hub_id: str | None = None,
+    k: int = 1,
+    sampling: Sampling = PAPER_SAMPLING,
+    votable: bool = False,
+    description: str = "",
+) -> Callable[[Loader], Loader]:
+    """Register a loader under `name` (one call per benchmark name)."""
+
+    def deco(fn: Loader) -> Loader:
+        if name in _BENCHMARKS:
+            raise ValueError(f"benchmark {name!r} registered twice")
+        _BENCHMARKS[name] = Benchmark(
+            name=name, domain=domain, loader=fn, hub_id=hub_id, k=k, sampling=sampling, votable=votable,
+            description=description or (fn.__doc__ or "").strip().split("\n")[0],
+        )
+        return fn
+
+    return deco
+
+
+def _load_benchmark_modules() -> None:
+    from m2rl.evaluate import benchmarks
+
+    for mod in pkgutil.iter_modules(benchmarks.__path__):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"{benchmarks.__name__}.{mod.name}")
+
+
+def get_benchmark(name: str) -> Benchmark:
+    """The registered benchmark `name`; EvalError naming the known ones otherwise."""
+    _load_benchmark_modules()
+    if name not in _BENCHMARKS:
+        raise EvalError(f"unknown benchmark {name!r}; registered: {', '.join(sorted(_BENCHMARKS))}")
+    return _BENCHMARKS[name]
+
+
+def benchmark_names() -> list[str]:
+    _load_benchmark_modules()
+    return sorted(_BENCHMARKS)

@@ -1,0 +1,281 @@
+"""The evaluate stage: sample K responses per problem, score them with the verifiers, report metrics.
+
+`evaluate(model, benchmarks, out, backend=...)` writes under `out` (a local folder or s3:// URI):
+`metrics.json` and `<benchmark>/samples.parquet` (see docs of m2rl.evaluate.samples). Bad input
+(an unknown benchmark or backend, a missing dataset file, a model folder without weights) fails
+before any generation. Samples are cached: the same model, benchmark, K, sampling, seed and backend
+reuse the stored samples and are only rescored; an interrupted run resumes from its finished batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from m2rl import storage
+from m2rl.evaluate.backends import BackendOptions, Generator, get_backend
+from m2rl.evaluate.metrics import summarize
+from m2rl.evaluate.registry import Benchmark, EvalError, Sampling, get_benchmark
+from m2rl.evaluate.samples import SampleStore, generation_key, model_fingerprint
+from m2rl.spec.evaluate import BenchmarkSpec, EvaluateSpec
+
+Progress = Callable[[str, int, int], None]  # (benchmark, problems done, problems total)
+
+# Keys under which verifiers report the answer they extracted (the first present is used for maj@K).
+ANSWER_KEYS = ("answer", "extracted", "extracted_answer", "pred", "prediction", "letter", "choice")
+
+
+@dataclass
+class EvalResult:
+    """What the evaluate stage produced for one model."""
+
+    out: str
+    model: str
+    metrics: dict[str, dict[str, float]]  # benchmark -> metric -> value
+    domains: dict[str, str]  # benchmark -> domain
+    domain_metrics: dict[str, dict[str, float]]  # domain -> aggregate metrics
+    samples: dict[str, str] = field(default_factory=dict)  # benchmark -> samples.parquet URI
+    generated_samples: int = 0
+    reused_samples: int = 0
+    generated_tokens: int = 0
+    generation_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+
+@dataclass
+class _Run:
+    bench: Benchmark
+    spec: BenchmarkSpec
+    records: list[dict[str, Any]]
+    k: int
+    sampling: Sampling
+
+
+def default_model_name(model: str) -> str:
+    """A folder-safe name of a model reference (eval folders are named by it)."""
+    ref = str(model).rstrip("/")
+    name = ref.replace(":", "-") if ref.startswith("random:") else ref.rsplit("/", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name) or "model"
+
+
+def model_tags(model_name: str) -> dict[str, str]:
+    """Study tags from an eval folder name: base, single-<domain>, mix, merge-<label>."""
+    if model_name == "base":
+        return {"paradigm": "base"}
+    if model_name == "mix":
+        return {"paradigm": "mix"}
+    if model_name.startswith("single-"):
+        return {"paradigm": "single", "domain": model_name[len("single-") :]}
+    if model_name.startswith("merge-"):
+        return {"paradigm": "merge", "merge_method": model_name[len("merge-") :]}
+    return {}
+
+
+def _resolve_model(model: str, cache: str | Path | None) -> Path:
+    from m2rl.models import ModelError, resolve_model
+
+    try:
+        return resolve_model(model, cache=cache)
+    except (ModelError, storage.StorageError) as exc:
+        raise EvalError(f"model {model}: {exc}") from None
+
+
+def _batch_seed(seed: int, ids: Sequence[str]) -> int:
+    h = hashlib.blake2b(f"{seed}:{ids[0]}:{len(ids)}".encode(), digest_size=4).digest()
+    return int.from_bytes(h, "big") & 0x7FFFFFFF
+
+
+def _answer(details: dict[str, Any]) -> str | None:
+    for key in ANSWER_KEYS:
+        val = details.get(key)
+        if val is not None and val != "":
+            return str(val).strip()
+    return None
+
+
+def _score(records: list[dict[str, Any]], responses: list[str], settings: EvaluateSpec) -> list[Any]:
+    try:
+        from m2rl.verifiers import score_batch
+    except ImportError as exc:
+        raise EvalError(f"scoring needs m2rl.verifiers, which cannot be imported: {exc}") from None
+    return score_batch(records, responses, workers=settings.score_workers, timeout=settings.score_timeout)
+
+
+def _prepare(specs: Sequence[BenchmarkSpec | str]) -> list[tuple[Benchmark, BenchmarkSpec]]:
+    items = [BenchmarkSpec(name=s) if isinstance(s, str) else s for s in specs]
+    if not items:
+        raise EvalError("no benchmarks to evaluate")
+    seen: set[str] = set()
+    out = []
+    for s in items:
+        if s.name in seen:
+            raise EvalError(f"benchmark {s.name!r} listed twice")
+        seen.add(s.name)
+        out.append((get_benchmark(s.name), s))
+    return out
+
+
+def evaluate(
+    model: str,
+    benchmarks: Sequence[BenchmarkSpec | str],
+    out: str,
+    backend: str | None = None,
+    *,
+    settings: EvaluateSpec | None = None,
+    model_name: str | None = None,
+    cache: str | Path | None = None,
+    track: bool = True,
+    progress: Progress | None = None,
+) -> EvalResult:
+    """Evaluate `model` (a reference m2rl.models.resolve_model understands) on `benchmarks`.
+
+    `settings` (the spec's `evaluate` section) gives seed, batch size, vLLM and scoring options;
+    `backend` overrides its backend. Metrics go to `out`/metrics.json and to MLflow as
+    `eval/<benchmark>/<metric>` (the active run, else a `stage_run` when tracking is configured).
+    """
+    t0 = time.perf_counter()
+    settings = settings or EvaluateSpec()
+    backend = backend or settings.backend
+    out = str(out)
+    model_name = model_name or default_model_name(model)
+
+    # Everything that can be wrong with the input fails here, before any generation.
+    pairs = _prepare(benchmarks)
+    backend_cls = get_backend(backend)
+    folder = _resolve_model(model, cache)
+    runs = []
+    for bench, spec in pairs:
+        records = bench.loader(spec)
+        if spec.limit is not None:
+            records = records[: spec.limit]
+        if not records:
+            raise EvalError(f"{bench.name}: no problems to evaluate")
+        k, sampling = bench.resolve(spec)
+        runs.append(_Run(bench, spec, records, k, sampling))
+
+    fingerprint = model_fingerprint(folder)
+    options = BackendOptions(
+        batch_size=settings.batch_size, tensor_parallel_size=settings.tensor_parallel_size,
+        gpu_memory_utilization=settings.gpu_memory_utilization, max_model_len=settings.max_model_len,
+        seed=settings.seed,
+    )
+    result = EvalResult(out=out, model=model_name, metrics={}, domains={}, domain_metrics={})
+    report: dict[str, dict[str, Any]] = {}
+    generator: Generator | None = None
+    try:
+        for run in runs:
+            info = {"model": fingerprint, "benchmark": run.bench.name, "k": run.k, "sampling": asdict(run.sampling),
+                    "seed": settings.seed, "backend": backend, "options": run.spec.options}
+            store = SampleStore(out, run.bench.name, generation_key(info), info)
+            cached = store.cached() if settings.reuse_samples else {}
+            todo = [r for r in run.records if any((r["id"], i) not in cached for i in range(run.k))]
+            result.reused_samples += sum(1 for r in run.records for i in range(run.k) if (r["id"], i) in cached)
+            done = len(run.records) - len(todo)
+            if progress:
+                progress(run.bench.name, done, len(run.records))
+            if todo:
+                if generator is None:
+                    generator = backend_cls(folder, options)
+                t_gen = time.perf_counter()
+                rendered = sorted(((r, generator.render(r["prompt"])) for r in todo), key=lambda x: -len(x[1]))
+                for start in range(0, len(rendered), settings.batch_size):
+                    chunk = rendered[start : start + settings.batch_size]
+                    ids = [r["id"] for r, _ in chunk]
+                    texts = generator.generate([p for _, p in chunk], run.k, run.sampling, _batch_seed(settings.seed, ids))
+                    rows = [
+                        {"problem_id": r["id"], "sample_index": i, "domain": r["domain"], "prompt": p, "response": t}
+                        for (r, p), completions in zip(chunk, texts, strict=True) for i, t in enumerate(completions)
+                    ]
+                    store.append_partial(rows)
+                    cached.update({(row["problem_id"], row["sample_index"]): row for row in rows})
+                    result.generated_samples += len(rows)
+                    done += len(chunk)
+                    if progress:
+                        progress(run.bench.name, done, len(run.records))
+                result.generation_seconds += time.perf_counter() - t_gen
+            report[run.bench.name] = _score_and_write(run, cached, store, settings, result)
+    finally:
+        if generator is not None:
+            result.generated_tokens = generator.generated_tokens
+            generator.close()
+
+    result.domain_metrics = domain_aggregate(result.metrics, result.domains)
+    doc = {"model": model_name, "model_ref": str(model), "backend": backend, "seed": settings.seed,
+           "benchmarks": report, "domains": result.domain_metrics}
+    storage.write_text(storage.join(out, "metrics.json"), json.dumps(doc, indent=2, sort_keys=True))
+    result.wall_seconds = time.perf_counter() - t0
+    if track:
+        log_to_mlflow(result, model_name)
+    return result
+
+
+def _score_and_write(
+    run: _Run, cached: dict[tuple[str, int], dict[str, Any]], store: SampleStore, settings: EvaluateSpec,
+    result: EvalResult,
+) -> dict[str, Any]:
+    rows = [cached[(r["id"], i)] for r in run.records for i in range(run.k)]
+    recs = [r for r in run.records for _ in range(run.k)]
+    scores = _score(recs, [row["response"] for row in rows], settings)
+    table, score_rows, answer_rows = [], [], []
+    for j, rec in enumerate(run.records):
+        s_row, a_row = [], []
+        for i in range(run.k):
+            row, sc = rows[j * run.k + i], scores[j * run.k + i]
+            value = float(sc.value)
+            details = dict(sc.details or {})
+            answer = _answer(details) if run.bench.votable else None
+            table.append({**row, "domain": rec["domain"], "score": value, "answer": answer,
+                          "details": json.dumps(details, default=str, ensure_ascii=False)})
+            s_row.append(value)
+            a_row.append(answer)
+        score_rows.append(s_row)
+        answer_rows.append(a_row)
+    store.write_final(table)
+    metrics = summarize(score_rows, answer_rows if run.bench.votable else None, resamples=settings.bootstrap,
+                        seed=settings.seed)
+    result.metrics[run.bench.name] = metrics
+    result.domains[run.bench.name] = run.bench.domain
+    result.samples[run.bench.name] = store.samples_uri
+    return {**metrics, "domain": run.bench.domain, "sampling": asdict(run.sampling)}
+
+
+def domain_aggregate(metrics: dict[str, dict[str, float]], domains: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Per domain: the mean Avg@K over its benchmarks (each benchmark weighs equally) and their count."""
+    by_domain: dict[str, list[float]] = {}
+    for bench, m in metrics.items():
+        by_domain.setdefault(domains[bench], []).append(m["avg_at_k"])
+    return {d: {"avg_at_k": sum(v) / len(v), "n_benchmarks": float(len(v))} for d, v in sorted(by_domain.items())}
+
+
+def mlflow_metrics(result: EvalResult) -> dict[str, float]:
+    """`eval/<benchmark>/<metric>` and `eval/domain_<domain>/avg_at_k` (MLflow names cannot hold '@')."""
+    flat = {f"eval/{b}/{k}": v for b, m in result.metrics.items() for k, v in m.items()}
+    flat.update({f"eval/domain_{d}/{k}": v for d, m in result.domain_metrics.items() for k, v in m.items()})
+    return flat
+
+
+def log_to_mlflow(result: EvalResult, model_name: str) -> bool:
+    """Log into the active MLflow run, else into a `stage_run` when a tracking server or study is set.
+
+    Returns whether anything was logged.
+    """
+    import mlflow
+
+    from m2rl import tracking
+
+    metrics = mlflow_metrics(result)
+    if mlflow.active_run() is not None:
+        mlflow.log_metrics(metrics)
+        return True
+    if not (os.environ.get(tracking.PARENT_ENV) or os.environ.get("MLFLOW_TRACKING_URI")):
+        return False
+    with tracking.stage_run("evaluate", model=model_name, **model_tags(model_name)):
+        mlflow.log_metrics(metrics)
+    return True

@@ -1,0 +1,222 @@
+"""Backend `openrlhf`: OpenRLHF's Ray PPO entry running GRPO on GPU pods (the cluster default).
+
+The stage writes the job's prompts as OpenRLHF JSONL (chat messages, the verifier label JSON, the domain
+as `datasource`), builds the argument list from the spec (`m2rl.train.openrlhf_args`), and runs
+`python -m openrlhf.cli.train_ppo_ray` as a subprocess. Same entrypoint two ways:
+
+- one GPU pod: no `RAY_ADDRESS`, so a local Ray head is started for the run and stopped after it;
+- a KubeRay RayJob (`m2rl.k8s` submits it): the RayJob's entrypoint is `m2rl train ...` itself
+  (`rayjob_entrypoint`), run with `RAY_ADDRESS` set by KubeRay, so OpenRLHF joins that cluster.
+
+While it trains, the stage follows OpenRLHF's TensorBoard event files into MLflow (`tb_bridge`) and
+mirrors its periodic checkpoints (`--ckpt.path`, DeepSpeed states + HF weights) to the checkpoint URI;
+a rerun restores them and OpenRLHF resumes (`--ckpt.load_enable`). Rewards: M2RL's verifiers through
+the reward hook file (`reward_hook.py`, `reward_func(queries, prompts, labels)`), or the reward service
+when `train.reward_url` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from m2rl import storage
+from m2rl.train import checkpoints
+from m2rl.train.job import BackendRun, TrainError, TrainJob
+from m2rl.train.metrics import MetricSink, map_openrlhf_scalars
+from m2rl.train.openrlhf_args import ENTRY_MODULE, OpenRLHFPaths, check_openrlhf, openrlhf_args, world_size
+from m2rl.train.registry import register_backend
+from m2rl.train.tb_bridge import TensorBoardBridge
+
+HOOK_MODULE = "m2rl.train.reward_hook"
+MIRROR_SECONDS = 60.0
+
+
+def reward_hook_path() -> str:
+    """Path of the reward hook file OpenRLHF loads (`--reward.remote_url <file>.py`)."""
+    return str(Path(__file__).resolve().parents[1] / "reward_hook.py")
+
+
+def planned_base(base: str) -> str:
+    """Where the base model will be on local disk: an s3:// base is fetched to the cache (storage.fetch_dir)."""
+    if storage.is_s3(base):
+        import hashlib
+
+        return str(storage.cache_dir() / "s3" / hashlib.sha256(base.encode()).hexdigest()[:16])
+    return base
+
+
+def job_paths(job: TrainJob) -> OpenRLHFPaths:
+    """Where the job's files live inside the pod (under its scratch folder)."""
+    remote_ckpt = storage.is_s3(job.checkpoint_dir)
+    return OpenRLHFPaths(
+        pretrain=str(job.base_local) if job.base_local else planned_base(job.base),
+        prompt_data=str(job.scratch / "prompts.jsonl"),
+        output_dir=str(job.scratch / "hf"),
+        ckpt_path=str(job.scratch / "ckpt") if remote_ckpt else str(job.checkpoint_dir),
+        reward=reward_hook_path(),
+        tensorboard_dir=str(job.scratch / "tensorboard"),
+    )
+
+
+def write_prompts(job: TrainJob, path: str | Path) -> int:
+    """The job's prompt file: exactly steps x rollout_batch_size prompts, the records reshuffled every pass."""
+    from m2rl.records import read_records
+    from m2rl.verifiers import encode_label
+
+    records = read_records(job.data_local)
+    need = job.steps * job.train.rollout_batch_size
+    rng = random.Random(job.train.seed)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    written, epoch = 0, 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        while written < need:
+            order = list(range(len(records)))
+            rng.shuffle(order)
+            for i in order[: need - written]:
+                rec = records[i]
+                f.write(json.dumps({"prompt": rec["prompt"], "label": encode_label(rec), "datasource": rec["domain"],
+                                    "id": rec["id"], "epoch": epoch}, ensure_ascii=False) + "\n")
+                written += 1
+            epoch += 1
+    os.replace(tmp, path)
+    return written
+
+
+def latest_step(ckpt_path: str | Path) -> int:
+    """The global step of OpenRLHF's latest DeepSpeed checkpoint (`_actor/latest` names `global_step<N>`)."""
+    latest = Path(ckpt_path) / "_actor" / "latest"
+    if not latest.is_file():
+        return 0
+    tag = latest.read_text().strip()
+    digits = "".join(ch for ch in tag if ch.isdigit())
+    return int(digits) if tag.startswith("global_step") and digits else 0
+
+
+def runtime_env(extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The Ray runtime environment of the RayJob (the GPU image already holds OpenRLHF and M2RL)."""
+    env = {
+        "TOKENIZERS_PARALLELISM": "true",
+        "NCCL_DEBUG": "WARN",
+        "RAY_ENABLE_ZERO_COPY_TORCH_TENSORS": "1",
+    }
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "M2RL_PARENT_RUN_ID", "AWS_ENDPOINT_URL"):
+        if os.environ.get(key):
+            env[key] = os.environ[key]
+    env.update(extra_env or {})
+    return {"env_vars": env}
+
+
+def rayjob_entrypoint(spec_uri: str, run: str, data: str, base: str, out: str) -> str:
+    """The RayJob entrypoint: the same `m2rl train` command a GPU pod runs (Ray address from KubeRay)."""
+    return shlex.join(["m2rl", "train", spec_uri, "--run", run, "--data", data, "--base", base, "--out", out])
+
+
+@register_backend("openrlhf")
+class OpenRLHFBackend:
+    """GRPO with OpenRLHF on GPUs (see the module doc)."""
+
+    name = "openrlhf"
+    device = "gpu"
+
+    def num_devices(self, job: TrainJob) -> int:
+        return world_size(job.train)
+
+    def check(self, job: TrainJob) -> None:
+        check_openrlhf(job.train)
+
+    def describe(self, job: TrainJob) -> list[str]:
+        return ["python", "-m", ENTRY_MODULE, *openrlhf_args(
+            job.train, steps=job.steps, paths=job_paths(job), run_name=job.name)]
+
+    def run(self, job: TrainJob, out_dir: Path, sink: MetricSink) -> BackendRun:
+        paths = job_paths(job)
+        remote = storage.is_s3(job.checkpoint_dir)
+        Path(paths.ckpt_path).mkdir(parents=True, exist_ok=True)
+        if remote:
+            checkpoints.restore_from(job.checkpoint_dir, paths.ckpt_path)
+        resumed_from = latest_step(paths.ckpt_path)
+        progress = checkpoints.read_progress(paths.ckpt_path) or {}
+        prior_wall = float(progress.get("wall_seconds", 0.0)) if resumed_from else 0.0
+        write_prompts(job, paths.prompt_data)
+        shutil.rmtree(paths.output_dir, ignore_errors=True)
+        argv = [sys.executable, "-m", ENTRY_MODULE,
+                *openrlhf_args(job.train, steps=job.steps, paths=paths, run_name=job.name)]
+
+        stop = threading.Event()
+        bridge = TensorBoardBridge(
+            paths.tensorboard_dir,
+            lambda step, scalars: sink.log_step(step, map_openrlhf_scalars(scalars, job.domains)),
+        )
+        bridge_thread = bridge.follow(stop, interval=5.0)
+        started = time.monotonic()
+        mirror_thread = threading.Thread(
+            target=self._checkpoint_loop,
+            args=(stop, paths.ckpt_path, job.checkpoint_dir if remote else None, started, prior_wall),
+            name="m2rl-ckpt-mirror", daemon=True,
+        )
+        mirror_thread.start()
+        own_ray = not os.environ.get("RAY_ADDRESS")
+        log_path = job.scratch / "openrlhf.log"
+        try:
+            if own_ray:
+                self._ray("start", "--head", f"--num-gpus={job.train.gpus_per_node}", "--disable-usage-stats")
+            with open(log_path, "ab") as log:
+                proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    sys.stdout.buffer.write(line)
+                    log.write(line)
+                rc = proc.wait()
+        finally:
+            stop.set()
+            bridge_thread.join(timeout=60)
+            mirror_thread.join(timeout=600)
+            if own_ray:
+                self._ray("stop")
+        if rc != 0:
+            tail = log_path.read_text(errors="replace").splitlines()[-20:]
+            raise RuntimeError(f"openrlhf exited with {rc}; last lines of {log_path}:\n" + "\n".join(tail))
+        hf = Path(paths.output_dir)
+        if not any(hf.glob("*.safetensors")):
+            raise RuntimeError(f"openrlhf finished but wrote no *.safetensors into {hf}")
+        for item in hf.iterdir():
+            if item.is_file():
+                shutil.copy2(item, out_dir / item.name)
+        return BackendRun(
+            steps=max(bridge.steps_seen, job.steps), reward_curve=sink.reward_curve(),
+            resumed_from_step=resumed_from, prior_wall_seconds=prior_wall,
+            extra={"command": argv[1:], "ray": "local head" if own_ray else os.environ.get("RAY_ADDRESS", "")},
+        )
+
+    @staticmethod
+    def _ray(*args: str) -> None:
+        subprocess.run(["ray", *args], check=True)
+
+    @staticmethod
+    def _checkpoint_loop(
+        stop: threading.Event, local: str, uri: str | None, started: float, prior_wall: float
+    ) -> None:
+        """Record the wall time at each new OpenRLHF checkpoint (for the cost of a resumed run) and mirror
+        the checkpoints to `uri` (S3) when given, until the run ends."""
+        seen = latest_step(local)
+        while True:
+            finished = stop.wait(MIRROR_SECONDS)
+            step = latest_step(local)
+            if step > seen:
+                checkpoints.write_progress(local, step, prior_wall + time.monotonic() - started)
+                if uri is not None:
+                    checkpoints.mirror_to(local, uri)
+                seen = step
+            if finished:
+                return

@@ -1,0 +1,264 @@
+"""Backend `trl`: TRL's GRPOTrainer on the CPU, the embedded default.
+
+Spec fields map onto TRL's (samples_per_prompt -> num_generations, kl_coef -> beta, clip_low/high ->
+epsilon/epsilon_high, max_new_tokens -> max_completion_length, ...). One GRPO step is one rollout of
+`rollout_batch_size` prompts x `samples_per_prompt` completions, trained in `(rollout x samples) /
+train_batch_size` optimizer steps, the way OpenRLHF counts its global steps. Rewards come from the
+verifiers' TRL adapter, wrapped to report each domain's mean reward of the batch. Metrics reach MLflow
+through a callback (TRL's own reporting is off); checkpoints are TRL's `checkpoint-<n>` folders, marked
+complete by `m2rl_progress.json`, and a rerun resumes from the latest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from m2rl import storage
+from m2rl.train import checkpoints
+from m2rl.train.job import BackendRun, TrainError, TrainJob
+from m2rl.train.metrics import TRL_DOMAIN_PREFIX, MetricSink, map_trl_logs
+from m2rl.train.registry import register_backend
+
+# HF scheduler names (transformers.SchedulerType) the trl backend accepts for `train.lr_scheduler`.
+HF_SCHEDULERS = (
+    "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial",
+    "inverse_sqrt", "cosine_with_min_lr", "warmup_stable_decay",
+)
+REWARD_NAME = "verifier"
+
+
+def optimizer_steps_per_grpo_step(job: TrainJob) -> int:
+    t = job.train
+    rollout = t.rollout_batch_size * t.samples_per_prompt
+    return rollout // (t.train_batch_size or rollout)
+
+
+def grpo_config_kwargs(job: TrainJob, output_dir: str | Path) -> dict[str, Any]:
+    """GRPOConfig arguments (TRL 1.16 names) for the job's spec; plain values, no TRL import."""
+    t = job.train
+    rollout = t.rollout_batch_size * t.samples_per_prompt
+    per_step = optimizer_steps_per_grpo_step(job)
+    scheduler = t.lr_scheduler
+    if scheduler == "constant" and t.lr_warmup_ratio > 0:
+        scheduler = "constant_with_warmup"
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        max_steps=job.steps * per_step,
+        learning_rate=t.lr,
+        lr_scheduler_type=scheduler,
+        warmup_steps=t.lr_warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        max_grad_norm=t.max_norm,
+        num_generations=t.samples_per_prompt,
+        generation_batch_size=rollout,
+        per_device_train_batch_size=rollout // per_step,
+        gradient_accumulation_steps=1,
+        num_iterations=1,
+        max_completion_length=t.max_new_tokens,
+        temperature=t.temperature,
+        top_p=t.top_p,
+        beta=t.kl_coef,
+        epsilon=t.clip_low,
+        epsilon_high=t.clip_high,
+        scale_rewards="none" if t.advantage_estimator == "dr_grpo" else "group",
+        loss_type="dr_grpo" if t.advantage_estimator == "dr_grpo" else "dapo",
+        seed=t.seed,
+        data_seed=t.seed,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=t.save_steps * per_step,
+        save_total_limit=t.keep_checkpoints,
+        report_to="none",
+        use_cpu=True,
+        bf16=False,
+        fp16=False,
+        gradient_checkpointing=False,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        shuffle_dataset=True,
+        log_completions=False,
+    )
+    if scheduler == "cosine_with_min_lr":
+        kwargs["lr_scheduler_kwargs"] = {"min_lr_rate": t.min_lr_ratio}
+    return kwargs
+
+
+def verifier_reward_adapter() -> Callable[..., list[float | None]]:
+    """The verifiers' TRL reward function (`m2rl.verifiers.trl_reward`)."""
+    try:
+        from m2rl.verifiers import trl_reward
+    except ImportError as exc:
+        raise TrainError(f"rewards: the verifiers' TRL adapter m2rl.verifiers.trl_reward is unavailable ({exc})") from None
+    if isinstance(trl_reward, ModuleType):
+        for attr in ("reward_func", "trl_reward", "reward"):
+            fn = getattr(trl_reward, attr, None)
+            if callable(fn):
+                return fn
+        raise TrainError("rewards: m2rl.verifiers.trl_reward defines no reward function")
+    return trl_reward
+
+
+class DomainReward:
+    """TRL reward function: the verifiers' adapter, plus each domain's mean reward via `log_metric`."""
+
+    __name__ = REWARD_NAME
+
+    def __init__(self, adapter: Callable[..., list[float | None]]):
+        self.adapter = adapter
+
+    def __call__(self, prompts: list, completions: list, **kwargs: Any) -> list[float | None]:
+        log_metric = kwargs.get("log_metric")
+        rewards = list(self.adapter(prompts=prompts, completions=completions, **kwargs))
+        domains = kwargs.get("domain")
+        if log_metric is not None and domains is not None:
+            by_domain: dict[str, list[float]] = defaultdict(list)
+            for r, d in zip(rewards, domains, strict=True):
+                if r is not None and not math.isnan(r):
+                    by_domain[d].append(float(r))
+            for d, vals in sorted(by_domain.items()):
+                log_metric(f"{TRL_DOMAIN_PREFIX}{d}", sum(vals) / len(vals))
+        return rewards
+
+
+def _dataset_rows(job: TrainJob, tokenizer: Any) -> tuple[list[dict[str, Any]], int]:
+    """Records -> TRL rows (conversational prompt + the reward columns); drops prompts over max_prompt_len."""
+    from m2rl.records import iter_records
+
+    rows, too_long = [], 0
+    for rec in iter_records(job.data_local):
+        ids = tokenizer.apply_chat_template(rec["prompt"], tokenize=True, add_generation_prompt=True)
+        if hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        if len(ids) > job.train.max_prompt_len:
+            too_long += 1
+            continue
+        rows.append({
+            "prompt": rec["prompt"], "label": rec["label"], "domain": rec["domain"], "id": rec["id"],
+            "verifier": json.dumps(rec["verifier"], sort_keys=True, ensure_ascii=False),
+        })
+    if not rows:
+        raise TrainError(
+            f"data: {job.data}: every prompt is longer than train.max_prompt_len = {job.train.max_prompt_len} tokens"
+        )
+    return rows, too_long
+
+
+@register_backend("trl")
+class TrlBackend:
+    """GRPO with TRL on the CPU (see the module doc)."""
+
+    name = "trl"
+    device = "cpu"
+
+    def num_devices(self, job: TrainJob) -> int:
+        return 1
+
+    def check(self, job: TrainJob) -> None:
+        t = job.train
+        if t.advantage_estimator not in ("group_norm", "dr_grpo"):
+            raise TrainError(
+                f"train.advantage_estimator: the trl backend runs GRPO (group_norm or dr_grpo), "
+                f"got {t.advantage_estimator!r}"
+            )
+        if t.kl_coef > 0 and not t.use_kl_loss:
+            raise TrainError("train.use_kl_loss: the trl backend applies KL as a loss term only; "
+                             "set use_kl_loss: true or kl_coef: 0")
+        if t.kl_coef > 0 and t.kl_estimator != "k3":
+            raise TrainError(f"train.kl_estimator: the trl backend's KL loss is k3, got {t.kl_estimator!r}")
+        if t.lr_scheduler not in HF_SCHEDULERS:
+            raise TrainError(f"train.lr_scheduler: {t.lr_scheduler!r} is not one of {', '.join(HF_SCHEDULERS)}")
+
+    def describe(self, job: TrainJob) -> list[str]:
+        kwargs = grpo_config_kwargs(job, job.scratch / "checkpoints")
+        return ["trl.GRPOTrainer", f"--model={job.base}", f"--data={job.data}",
+                *(f"--{k}={v}" for k, v in kwargs.items())]
+
+    def run(self, job: TrainJob, out_dir: Path, sink: MetricSink) -> BackendRun:
+        import warnings
+
+        import torch
+        import transformers
+        from datasets import Dataset
+        from transformers import AutoTokenizer, TrainerCallback
+        from transformers.trainer_callback import PrinterCallback
+        from trl import GRPOConfig, GRPOTrainer
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+        if job.train.cpu_threads:
+            torch.set_num_threads(job.train.cpu_threads)
+        remote = storage.is_s3(job.checkpoint_dir)
+        local_ckpt = job.scratch / "checkpoints" if remote else Path(job.checkpoint_dir)
+        if remote:
+            checkpoints.restore_from(job.checkpoint_dir, local_ckpt)
+        local_ckpt.mkdir(parents=True, exist_ok=True)
+        latest = checkpoints.latest_complete(local_ckpt)
+        progress = checkpoints.read_progress(latest) if latest else None
+        resumed_from = int(progress["step"]) if progress else 0
+        prior_wall = float(progress["wall_seconds"]) if progress else 0.0
+
+        adapter = verifier_reward_adapter()
+        tokenizer = AutoTokenizer.from_pretrained(str(job.base_local), padding_side="left", truncation_side="left")
+        rows, too_long = _dataset_rows(job, tokenizer)
+        per_step = optimizer_steps_per_grpo_step(job)
+        config = GRPOConfig(**grpo_config_kwargs(job, local_ckpt))
+        started = time.monotonic()
+
+        def grpo_step(global_step: int) -> int:
+            return -(-global_step // per_step)
+
+        class Progress(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kw):
+                for entry in state.log_history:  # steps before a resume: re-log them into this run
+                    if "step" in entry and "train_runtime" not in entry:
+                        sink.log_step(grpo_step(entry["step"]), map_trl_logs(entry, job.domains))
+
+            def on_log(self, args, state, control, logs=None, **kw):
+                if logs and "train_runtime" not in logs:
+                    step = grpo_step(state.global_step)
+                    logged = sink.log_step(step, map_trl_logs(logs, job.domains))
+                    if "train/reward" in logged:
+                        per = " ".join(f"{d}={logged[f'train/{d}/reward']:.3f}" for d in job.domains
+                                       if f"train/{d}/reward" in logged)
+                        print(f"train[{job.name}] step {step}/{job.steps} reward={logged['train/reward']:.3f} "
+                              f"({per}) len={logged.get('train/response_length', 0):.1f} "
+                              f"{logged.get('train/step_seconds', 0):.1f}s", file=sys.stderr, flush=True)
+
+            def on_save(self, args, state, control, **kw):
+                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if folder.is_dir():
+                    checkpoints.write_progress(
+                        folder, grpo_step(state.global_step), prior_wall + time.monotonic() - started
+                    )
+                if remote:
+                    checkpoints.mirror_to(local_ckpt, job.checkpoint_dir)
+
+        trainer = GRPOTrainer(
+            model=str(job.base_local),
+            reward_funcs=[DomainReward(adapter)],
+            args=config,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            callbacks=[Progress()],
+        )
+        trainer.remove_callback(PrinterCallback)
+        trainer.train(resume_from_checkpoint=str(latest) if latest else None)
+        model = trainer.model
+        model.generation_config.do_sample = True
+        model.save_pretrained(out_dir, safe_serialization=True)
+        tokenizer.save_pretrained(out_dir)
+        return BackendRun(
+            steps=grpo_step(trainer.state.global_step),
+            reward_curve=sink.reward_curve(),
+            resumed_from_step=resumed_from,
+            prior_wall_seconds=prior_wall,
+            extra={"prompts_over_max_len": too_long, "optimizer_steps": trainer.state.global_step},
+        )

@@ -1,0 +1,49 @@
+"""`m2rl train`: one GRPO run (a domain or the mix) from the spec's `train` section."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import typer
+
+
+def train_command(
+    spec: Path = typer.Argument(..., help="Experiment spec (YAML)."),
+    run: str = typer.Option(..., "--run", help="A domain of the spec, or 'mix' for the blended run."),
+    data: str = typer.Option(..., "--data", help="Train records parquet (local or s3://), e.g. data/train/math.parquet."),
+    base: str = typer.Option(None, "--base", help="Base model: HF id, folder, s3:// URI; default spec.base_model."),
+    out: str = typer.Option(..., "--out", "-o", help="Checkpoint folder or s3:// URI to write."),
+    checkpoints: str = typer.Option(
+        None, "--checkpoints", help="Periodic checkpoints (resume); default <artifact_root>/checkpoints/<out name>."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check the job and print the backend command; run nothing."),
+) -> None:
+    """Train one model with GRPO (TRL on the CPU, OpenRLHF on GPUs) and write a Hugging Face checkpoint."""
+    from m2rl import storage, tracking
+    from m2rl.commands import _load
+    from m2rl.train import TrainError, describe, train
+
+    s = _load(spec)
+    base_ref = base or s.base_model
+    try:
+        if dry_run:
+            cmd = describe(s, run, data, base_ref, out, checkpoint_dir=checkpoints)
+            typer.echo(shlex.join(cmd))
+            return
+        tracking.configure(s)
+        result = train(s, run, data, base_ref, out, checkpoint_dir=checkpoints)
+    except (TrainError, storage.StorageError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    first = result.reward_curve[0]["reward"] if result.reward_curve else float("nan")
+    last = result.reward_curve[-1]["reward"] if result.reward_curve else float("nan")
+    typer.echo(
+        f"train {result.run} ({result.backend}) -> {result.out}: {result.steps} steps, reward {first:.3f} -> "
+        f"{last:.3f}, {result.wall_seconds:.0f}s, {result.gpu_hours:.4f} {result.device}-hours"
+        + (f", resumed from step {result.resumed_from_step}" if result.resumed_from_step else "")
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)

@@ -1,0 +1,67 @@
+"""Train-stage fixtures: builtin records of every domain, a SQLite MLflow store, OpenRLHF's parser."""
+
+from __future__ import annotations
+
+import pytest
+
+from m2rl.records import write_records
+from m2rl.spec import DOMAINS, spec_from_dict
+
+
+def domain_records(domain: str, n: int) -> list[dict]:
+    """`n` records of `domain` from the builtin source (the data stage's generator)."""
+    from m2rl.data import builtin
+
+    return list(builtin.iter_records(domain, 0, n))[:n]
+
+
+@pytest.fixture
+def train_data(tmp_path):
+    """Per-domain train parquet files (2 records each) and their 10-record mix; returns {name: path}."""
+    paths, mix = {}, []
+    for d in DOMAINS:
+        recs = domain_records(d, 2)
+        paths[d] = tmp_path / "data" / "train" / f"{d}.parquet"
+        write_records(paths[d], recs)
+        mix.extend(recs)
+    paths["mix"] = tmp_path / "data" / "train" / "mix.parquet"
+    write_records(paths["mix"], mix)
+    return paths
+
+
+@pytest.fixture
+def mlflow_store(tmp_path, monkeypatch):
+    """A real MLflow tracking store (SQLite in tmp) as the active tracking URI; returns the URI."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("M2RL_PARENT_RUN_ID", raising=False)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("m2rl-train-tests")
+    yield uri
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+def tiny_spec(tmp_path, **train):
+    """A study spec for random:tiny on the CPU; `train` overrides the train section."""
+    section = {"backend": "trl", "lr": 1e-5, "samples_per_prompt": 2, "rollout_batch_size": 10, "steps": 2,
+               "mix_steps": 2, "max_prompt_len": 512, "max_new_tokens": 16, "save_steps": 1, "cpu_threads": 1}
+    section.update(train)
+    return spec_from_dict({
+        "name": "train-test", "base_model": "random:tiny", "artifact_root": str(tmp_path / "artifacts"),
+        "work_dir": str(tmp_path / "work"), "train": section,
+    })
+
+
+@pytest.fixture(scope="session")
+def openrlhf_parser(request):
+    """OpenRLHF 0.11.2's own parser, from `pip download` (cached in the pytest cache); skips offline."""
+    from m2rl.train.openrlhf_parser import OpenRLHFSourceError, load_parser
+
+    cache = request.config.cache.mkdir("m2rl-openrlhf")
+    try:
+        return load_parser(cache=cache)
+    except OpenRLHFSourceError as exc:
+        pytest.skip(f"OpenRLHF source unavailable (package registry unreachable?): {exc}")

@@ -1,0 +1,216 @@
+"""OpenRLHF backend: the argument list parses with OpenRLHF 0.11.2's own parser; golden paper commands."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from m2rl.spec import SpecError, spec_from_dict
+from m2rl.train import TrainError, describe
+from m2rl.train.openrlhf_args import OpenRLHFPaths, openrlhf_args
+from m2rl.train.openrlhf_parser import OpenRLHFArgsError
+
+REPO = Path(__file__).resolve().parents[2]
+
+# The paper's settings (Qwen3-4B, OpenRLHF): single-domain lr 2e-6 constant, 16 samples per prompt,
+# rollout batch 128, 200 steps; the balanced multi-task run 400 steps.
+PAPER = {
+    "name": "paper", "base_model": "s3://bucket/models/qwen3-4b-sft", "artifact_root": "s3://bucket/runs",
+    "train": {
+        "backend": "openrlhf", "lr": 2e-6, "lr_scheduler": "constant", "samples_per_prompt": 16,
+        "rollout_batch_size": 128, "train_batch_size": 2048, "micro_train_batch_size": 4,
+        "micro_rollout_batch_size": 16, "steps": 200, "mix_steps": 400, "max_prompt_len": 2048,
+        "max_new_tokens": 16384, "temperature": 1.0, "clip_low": 0.2, "clip_high": 0.28, "kl_coef": 0.0,
+        "save_steps": 20, "zero_stage": 3, "nodes": 1, "gpus_per_node": 8,
+        "vllm": {"num_engines": 8, "tensor_parallel_size": 1, "gpu_memory_utilization": 0.6, "colocate": True},
+    },
+    "data": {"balance": "equal"},
+}
+PATHS = OpenRLHFPaths(
+    pretrain="/models/base", prompt_data="/job/prompts.jsonl", output_dir="/job/hf", ckpt_path="/job/ckpt",
+    reward="/opt/m2rl/reward_hook.py", tensorboard_dir="/job/tb",
+)
+
+
+def golden(steps: int, name: str) -> list[str]:
+    return [
+        "--actor.num_nodes", "1", "--actor.num_gpus_per_node", "8",
+        "--vllm.num_engines", "8", "--vllm.tensor_parallel_size", "1", "--vllm.gpu_memory_utilization", "0.6",
+        "--train.colocate_all", "--vllm.enable_sleep", "--ds.enable_sleep",
+        "--actor.model_name_or_path", "/models/base", "--reward.remote_url", "/opt/m2rl/reward_hook.py",
+        "--data.prompt_dataset", "/job/prompts.jsonl", "--data.input_key", "prompt", "--data.label_key", "label",
+        "--data.apply_chat_template", "--data.max_samples", str(steps * 128), "--train.num_episodes", "1",
+        "--data.max_len", "18432", "--rollout.max_new_tokens", "16384",
+        "--rollout.batch_size", "128", "--rollout.n_samples_per_prompt", "16", "--rollout.micro_batch_size", "16",
+        "--rollout.temperature", "1.0", "--rollout.top_p", "1.0",
+        "--train.batch_size", "2048", "--train.micro_batch_size", "4", "--train.max_epochs", "1",
+        "--train.seed", "42",
+        "--algo.advantage.estimator", "group_norm", "--algo.kl.init_coef", "0.0", "--algo.kl.estimator", "k3",
+        "--algo.kl.use_loss", "--actor.eps_clip_low_high", "0.2", "0.28",
+        "--actor.adam.lr", "2e-06", "--actor.lr_scheduler", "constant", "--actor.lr_warmup_ratio", "0.0",
+        "--actor.min_lr_ratio", "0.0", "--actor.max_norm", "1.0",
+        "--ds.zero_stage", "3", "--ds.param_dtype", "bf16", "--ds.attn_implementation", "flash_attention_2",
+        "--actor.gradient_checkpointing_enable", "--ds.packing_samples",
+        "--ckpt.path", "/job/ckpt", "--ckpt.save_steps", "20", "--ckpt.max_num", "2", "--ckpt.save_hf",
+        "--ckpt.load_enable", "--ckpt.output_dir", "/job/hf",
+        "--logger.logging_steps", "1", "--logger.tensorboard_dir", "/job/tb", "--logger.wandb.run_name", name,
+    ]
+
+
+@pytest.mark.parametrize(("run", "steps", "name"), [("math", 200, "single-math"), ("mix", 400, "mix")])
+def test_paper_commands_are_golden_and_parse(openrlhf_parser, run, steps, name):
+    spec = spec_from_dict(PAPER)
+    job_steps = spec.train.mix_steps if run == "mix" else spec.train.steps
+    argv = openrlhf_args(spec.train, steps=job_steps, paths=PATHS, run_name=name)
+    assert argv == golden(steps, name)
+    args, warnings = openrlhf_parser.parse(argv)
+    assert warnings == []
+    assert args.rollout.n_samples_per_prompt == 16 and args.rollout.batch_size == 128
+    assert args.train.batch_size == 2048 and args.train.micro_batch_size == 4
+    assert args.actor.adam.lr == 2e-6 and args.actor.lr_scheduler == "constant"
+    assert args.actor.lr_warmup_ratio == 0.0
+    assert args.algo.advantage.estimator == "group_norm" and args.algo.kl.init_coef == 0.0
+    assert list(args.actor.eps_clip_low_high) == [0.2, 0.28]
+    assert args.data.max_samples == steps * 128 and args.train.num_episodes == 1
+    assert args.data.max_len == 2048 + 16384 and args.rollout.max_new_tokens == 16384
+    assert args.reward.remote_url == ["/opt/m2rl/reward_hook.py"]
+    assert args.ckpt.load_enable and args.ckpt.save_hf and args.ckpt.save_steps == 20
+    assert args.train.colocate_all and args.vllm.enable_sleep and args.ds.enable_sleep
+    assert args.ds.zero_stage == 3 and args.ds.packing_samples
+    assert args.critic.model_name_or_path is None  # GRPO: no critic
+
+
+def test_kl_settings_and_reward_service_parse(openrlhf_parser):
+    spec = spec_from_dict({**PAPER, "train": {
+        **PAPER["train"], "kl_coef": 0.001, "kl_estimator": "k2", "use_kl_loss": False, "ref_offload": True,
+        "lr_scheduler": "cosine_with_min_lr", "lr_warmup_ratio": 0.05, "min_lr_ratio": 0.1, "entropy_coef": 0.0,
+        "bf16": False, "packing_samples": False, "gradient_checkpointing": False, "nodes": 2,
+        "vllm": {"num_engines": 4, "tensor_parallel_size": 4, "colocate": True},
+        "reward_url": "http://m2rl-rewards.m2rl.svc:8000/get_reward",
+    }})
+    argv = openrlhf_args(spec.train, steps=10, paths=PATHS, run_name="x")
+    args, warnings = openrlhf_parser.parse(argv)
+    assert args.ref.num_nodes == 2 and args.ref.num_gpus_per_node == 8 and args.ref.offload
+    assert args.actor.num_nodes == 2 and args.vllm.tensor_parallel_size == 4
+    assert args.algo.kl.init_coef == 0.001 and args.algo.kl.estimator == "k2" and not args.algo.kl.use_loss
+    assert args.actor.lr_scheduler == "cosine_with_min_lr" and args.actor.min_lr_ratio == 0.1
+    assert args.actor.entropy_coef == 0.0 and args.ds.param_dtype == "fp16"
+    assert not args.ds.packing_samples and not args.actor.gradient_checkpointing_enable
+    assert args.reward.remote_url == ["http://m2rl-rewards.m2rl.svc:8000/get_reward"]
+    assert any("Recommend setting k2 to 'k1'" in w for w in warnings)  # OpenRLHF's own advice is surfaced
+
+
+def test_renamed_flag_fails(openrlhf_parser):
+    argv = openrlhf_args(spec_from_dict(PAPER).train, steps=200, paths=PATHS, run_name="x")
+    old_style = [a.replace("--rollout.n_samples_per_prompt", "--n_samples_per_prompt") for a in argv]
+    with pytest.raises(OpenRLHFArgsError, match="unrecognized arguments: --n_samples_per_prompt"):
+        openrlhf_parser.parse(old_style)
+
+
+def test_openrlhf_own_checks_run(openrlhf_parser):
+    argv = openrlhf_args(spec_from_dict(PAPER).train, steps=200, paths=PATHS, run_name="x")
+    i = argv.index("--rollout.n_samples_per_prompt")
+    argv[i + 1] = "1"
+    with pytest.raises(OpenRLHFArgsError, match="group_norm requires n_samples_per_prompt > 1"):
+        openrlhf_parser.parse(argv)
+    assert "--rollout.n_samples_per_prompt" in openrlhf_parser.option_strings()
+
+
+def test_dry_run_prints_the_paper_command_and_it_parses(openrlhf_parser, tmp_path, monkeypatch):
+    from m2rl.cli import app
+
+    monkeypatch.setenv("M2RL_CACHE", str(tmp_path / "cache"))
+    spec = REPO / "examples" / "qwen3-4b-paper.yaml"
+    if not spec.exists():
+        pytest.skip("examples/qwen3-4b-paper.yaml not present")
+    for run, steps in (("math", 200), ("mix", 400)):
+        result = CliRunner().invoke(app, [
+            "train", str(spec), "--run", run, "--data", f"s3://m2rl-studies/runs/data/train/{run}.parquet",
+            "--out", f"s3://m2rl-studies/runs/models/{run}", "--dry-run",
+        ])
+        assert result.exit_code == 0, result.output
+        cmd = shlex.split(result.output.strip().splitlines()[-1])
+        assert cmd[:3] == ["python", "-m", "openrlhf.cli.train_ppo_ray"]
+        args, _ = openrlhf_parser.parse(cmd[3:])
+        assert args.data.max_samples == steps * 128 and args.rollout.n_samples_per_prompt == 16
+        assert not args.actor.model_name_or_path.startswith("s3://")  # the pod trains from a local copy
+
+
+@pytest.mark.parametrize(("train", "field"), [
+    ({"micro_train_batch_size": 3}, "train.train_batch_size"),
+    ({"micro_rollout_batch_size": 4096}, "train.micro_rollout_batch_size"),
+    ({"vllm": {"num_engines": 2}}, "train.vllm"),
+])
+def test_bad_batches_fail_before_launch(train, field, tmp_path):
+    spec = spec_from_dict({**PAPER, "train": {**PAPER["train"], **train}})
+    with pytest.raises(TrainError, match=field):
+        describe(spec, "math", "s3://b/d.parquet", "s3://b/base", str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("train", "message"), [
+    ({"samples_per_prompt": 0}, "train.samples_per_prompt: must be >= 1"),
+    ({"samples_per_prompt": 1}, "train: samples_per_prompt: group_norm (GRPO)"),
+    ({"rollout_batch_size": 3, "samples_per_prompt": 3, "train_batch_size": 2}, "train_batch_size: 2 must divide"),
+    ({"advantage_estimator": "ppo"}, "advantage_estimator: 'ppo' is not one of"),
+])
+def test_bad_spec_values_fail_with_field(train, message):
+    with pytest.raises(SpecError) as err:
+        spec_from_dict({**PAPER, "train": {**PAPER["train"], **train}})
+    assert message in str(err.value)
+
+
+def test_prompt_file_and_reward_hook_as_openrlhf_calls_it(tmp_path):
+    """The hook file loaded by path and called one sample at a time, as OpenRLHF's executor does, with
+    records of every domain; the prompt file holds steps x rollout prompts with the verifier labels."""
+    verifiers = pytest.importorskip("m2rl.verifiers")
+    from tests.train.conftest import domain_records
+
+    from m2rl.records import write_records
+    from m2rl.spec import DOMAINS
+    from m2rl.train import plan
+    from m2rl.train.backends.openrlhf import reward_hook_path, write_prompts
+    from m2rl.train.metrics import map_openrlhf_scalars
+
+    records = [r for d in DOMAINS for r in domain_records(d, 2)]
+    write_records(tmp_path / "mix.parquet", records)
+    spec = spec_from_dict({**PAPER, "train": {**PAPER["train"], "rollout_batch_size": 4, "steps": 3, "mix_steps": 4}})
+    job = plan(spec, "mix", str(tmp_path / "mix.parquet"), "base", str(tmp_path / "out"))
+    job.data_local = tmp_path / "mix.parquet"
+    n = write_prompts(job, tmp_path / "prompts.jsonl")
+    rows = [json.loads(line) for line in (tmp_path / "prompts.jsonl").read_text().splitlines()]
+    assert n == len(rows) == 4 * 4
+    assert {r["datasource"] for r in rows} == set(DOMAINS)
+    by_id = {r["id"]: r for r in records}
+    for row in rows:
+        assert row["prompt"] == by_id[row["id"]]["prompt"]
+        assert verifiers.decode_label(row["label"])  # the verifier metadata travels in the label
+
+    spec_ = importlib.util.spec_from_file_location("reward_func", reward_hook_path())
+    hook = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(hook)
+    answers = {"math": lambda r: f"Answer: {r['label']}", "science": lambda r: f"Answer: {r['label']}"}
+    sums: dict[str, list[float]] = {}
+    for rec in records:
+        prompt = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in rec["prompt"])
+        prompt += "<|im_start|>assistant\n"
+        response = answers.get(rec["domain"], lambda r: "I do not know.")(rec)
+        out = hook.reward_func([prompt + response + "<|im_end|>"], [prompt], [json.loads(json.dumps(
+            next(r["label"] for r in rows if r["id"] == rec["id"])))])
+        reward = float(out["rewards"].flatten()[0])
+        assert 0.0 <= reward <= 1.0
+        expected = verifiers.score(rec, response).value
+        assert reward == pytest.approx(expected), rec["domain"]
+        if rec["domain"] in answers:
+            assert reward == 1.0
+        for key, val in out["extra_logs"].items():
+            sums.setdefault(key, []).append(float(val.flatten()[0]))
+    # OpenRLHF averages every extra log over the step's samples; the bridge recovers per-domain means.
+    means = {f"train/{k}": sum(v) / len(v) for k, v in sums.items()}
+    per_domain = map_openrlhf_scalars(means, list(DOMAINS))
+    assert per_domain["train/math/reward"] == 1.0 and per_domain["train/science/reward"] == 1.0
