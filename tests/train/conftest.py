@@ -47,7 +47,7 @@ def mlflow_store(tmp_path, monkeypatch):
 def tiny_spec(tmp_path, **train):
     """A study spec for random:tiny on the CPU; `train` overrides the train section."""
     section = {"backend": "trl", "lr": 1e-5, "samples_per_prompt": 2, "rollout_batch_size": 10, "steps": 2,
-               "mix_steps": 2, "max_prompt_len": 512, "max_new_tokens": 16, "save_steps": 1, "cpu_threads": 1}
+               "mix_steps": 2, "max_prompt_len": 2304, "max_new_tokens": 16, "save_steps": 1, "cpu_threads": 1}
     section.update(train)
     return spec_from_dict({
         "name": "train-test", "base_model": "random:tiny", "artifact_root": str(tmp_path / "artifacts"),

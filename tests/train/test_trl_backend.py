@@ -62,7 +62,6 @@ def test_domain_reward_logs_each_domain_mean():
 
 
 def test_mix_two_grpo_steps_on_all_domains(tmp_path, tmp_cache, train_data, mlflow_store):
-    pytest.importorskip("m2rl.verifiers.trl_reward")
     import mlflow
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -103,7 +102,6 @@ def test_mix_two_grpo_steps_on_all_domains(tmp_path, tmp_cache, train_data, mlfl
 
 
 def test_kill_mid_run_then_rerun_resumes(tmp_path, tmp_cache, train_data, mlflow_store):
-    pytest.importorskip("m2rl.verifiers.trl_reward")
     import mlflow
 
     spec = tiny_spec(tmp_path, steps=6, rollout_batch_size=2, samples_per_prompt=4, max_new_tokens=48)

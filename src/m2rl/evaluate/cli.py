@@ -25,6 +25,7 @@ def eval_command(
 
     from m2rl import storage
     from m2rl.evaluate import EvalError, default_model_name, evaluate
+    from m2rl.evaluate.stage import study_benchmarks
     from m2rl.spec import SpecError, StudySpec, load_spec
 
     try:
@@ -40,6 +41,7 @@ def eval_command(
 
         by_name = {b.name: b for b in settings.benchmarks}
         settings.benchmarks = [by_name.get(n, BenchmarkSpec(name=n)).model_copy() for n in benchmark]
+    settings.benchmarks = study_benchmarks(study, settings.benchmarks)
     overrides = {"k": k, "limit": limit, "max_new_tokens": max_new_tokens}
     benches = [b.model_copy(update={f: v for f, v in overrides.items() if v is not None}) for b in settings.benchmarks]
     model_name = name or default_model_name(model)

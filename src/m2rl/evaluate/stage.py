@@ -78,6 +78,35 @@ def model_tags(model_name: str) -> dict[str, str]:
     return {}
 
 
+def study_benchmarks(study: Any, benchmarks: Sequence[BenchmarkSpec] | None = None) -> list[BenchmarkSpec]:
+    """A study's benchmarks (default its spec's), with each `builtin_<domain>` tied to its own eval split.
+
+    A builtin benchmark without `path` reads the data stage's `<artifact_root>/data/eval/<domain>.parquet`
+    when it exists; otherwise it regenerates the split with the spec's data settings (eval_fraction, seed,
+    the domain's max_eval and its builtin source's seed/count) as option defaults.
+    """
+    out = []
+    for b in study.evaluate.benchmarks if benchmarks is None else benchmarks:
+        domain = b.name[len("builtin_") :] if b.name.startswith("builtin_") else None
+        if domain is None or b.path is not None:
+            out.append(b)
+            continue
+        split = storage.join(study.artifact_root, "data", "eval", f"{domain}.parquet")
+        if storage.exists(split):
+            out.append(b.model_copy(update={"path": split}))
+            continue
+        defaults: dict[str, Any] = {"eval_fraction": study.data.eval_fraction, "split_seed": study.data.seed}
+        dspec = study.data.domains.get(domain)
+        if dspec is not None:
+            if dspec.max_eval is not None:
+                defaults["max_eval"] = dspec.max_eval
+            src = next((s for s in dspec.sources if s.type == "builtin"), None)
+            if src is not None:
+                defaults.update({k: v for k, v in src.options.items() if k in ("seed", "count")})
+        out.append(b.model_copy(update={"options": {**defaults, **b.options}}))
+    return out
+
+
 def _resolve_model(model: str, cache: str | Path | None) -> Path:
     from m2rl.models import ModelError, resolve_model
 
@@ -206,14 +235,35 @@ def evaluate(
             result.generated_tokens = generator.generated_tokens
             generator.close()
 
+    # Benchmarks evaluated earlier for the same checkpoint (another `m2rl eval -b ...` call) stay in metrics.json.
+    kept = {b: m for b, m in _previous_metrics(out, fingerprint).items() if b not in report}
+    all_metrics = {**{b: {k: v for k, v in m.items() if isinstance(v, int | float)} for b, m in kept.items()},
+                   **result.metrics}
+    all_domains = {**{b: str(m.get("domain", "other")) for b, m in kept.items()}, **result.domains}
     result.domain_metrics = domain_aggregate(result.metrics, result.domains)
-    doc = {"model": model_name, "model_ref": str(model), "backend": backend, "seed": settings.seed,
-           "benchmarks": report, "domains": result.domain_metrics}
+    doc = {"model": model_name, "model_ref": str(model), "model_fingerprint": fingerprint, "backend": backend,
+           "seed": settings.seed, "benchmarks": dict(sorted({**kept, **report}.items())),
+           "domains": domain_aggregate(all_metrics, all_domains)}
     storage.write_text(storage.join(out, "metrics.json"), json.dumps(doc, indent=2, sort_keys=True))
     result.wall_seconds = time.perf_counter() - t0
     if track:
         log_to_mlflow(result, model_name)
     return result
+
+
+def _previous_metrics(out: str, fingerprint: str) -> dict[str, dict[str, Any]]:
+    """The benchmarks of an existing metrics.json in `out` written for the same checkpoint (else none)."""
+    uri = storage.join(out, "metrics.json")
+    try:
+        if not storage.exists(uri):
+            return {}
+        doc = json.loads(storage.read_text(uri))
+    except (storage.StorageError, json.JSONDecodeError):
+        return {}
+    if not isinstance(doc, dict) or doc.get("model_fingerprint") != fingerprint:
+        return {}
+    benches = doc.get("benchmarks")
+    return {b: m for b, m in benches.items() if isinstance(m, dict)} if isinstance(benches, dict) else {}
 
 
 def _score_and_write(

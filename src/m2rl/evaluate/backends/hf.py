@@ -23,7 +23,9 @@ class HFGenerator:
     def __init__(self, folder: str | Path, options: BackendOptions | None = None, device: str | None = None):
         import torch
         from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()
         self.options = options or BackendOptions()
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = load_tokenizer(str(folder))

@@ -2,8 +2,8 @@
 
 Prompts are rendered with the checkpoint's chat template by the same code as the `hf` backend and
 sent as token ids (`{"prompt_token_ids": [...]}`, vLLM's TokensPrompt), so both backends see the
-same tokens. One `SamplingParams(n=K, temperature, top_p, max_tokens, seed)` per call; tensor
-parallelism, memory fraction and context cap come from the spec.
+same tokens. One `SamplingParams(n=K, temperature, top_p, max_tokens, seed)` per prompt (the call's seed
+plus the prompt's index); tensor parallelism, memory fraction and context cap come from the spec.
 """
 
 from __future__ import annotations
@@ -69,7 +69,9 @@ class VLLMGenerator:
         if not prompts:
             return []
         requests = build_requests(self.tokenizer, prompts)
-        outputs = self.llm.generate(requests, sampling_params(self.vllm, n, sampling, seed), use_tqdm=False)
+        # One SamplingParams per prompt, each with its own seed: reproducible, and prompts do not share draws.
+        params = [sampling_params(self.vllm, n, sampling, (seed + i) & 0x7FFFFFFF) for i in range(len(prompts))]
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
         if len(outputs) != len(prompts):
             raise RuntimeError(f"vllm returned {len(outputs)} results for {len(prompts)} prompts")
         result = []

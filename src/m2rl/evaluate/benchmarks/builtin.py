@@ -4,7 +4,9 @@
 With `path` set they read that unified-records parquet (the data stage's `data/eval/<domain>.parquet`);
 otherwise they regenerate the builtin source (`options.seed`, `options.count` as in the data spec) and
 keep the records the data stage holds out: `m2rl.data.split.is_eval(id, eval_fraction, split_seed)`
-with `options.eval_fraction` (0.2) and `options.split_seed` (0). Each record keeps its own verifier.
+with `options.eval_fraction` (0.2) and `options.split_seed` (0), at most `options.max_eval` of them in
+generation order (the data stage's per-domain cap). Each record keeps its own verifier. `m2rl eval --spec`
+fills these options from the spec's data section, or reads the data stage's eval parquet when it exists.
 Sampling defaults suit a small model on a CPU: K=4 and at most 512 new tokens (the spec overrides).
 """
 
@@ -19,6 +21,7 @@ from m2rl.spec.evaluate import BenchmarkSpec
 DOMAINS = ("math", "code", "science", "if", "agent")
 VOTABLE = {"math", "science"}  # verifiers that extract one final answer per response
 BUILTIN_SAMPLING = Sampling(temperature=1.0, top_p=0.7, max_new_tokens=512)
+OPTIONS = {"seed", "count", "eval_fraction", "split_seed", "max_eval"}
 
 
 def _from_records(name: str, domain: str, path: str) -> list[dict[str, Any]]:
@@ -41,11 +44,16 @@ def _regenerate(name: str, domain: str, spec: BenchmarkSpec) -> list[dict[str, A
     opts = spec.options
     fraction = float(opts.get("eval_fraction", 0.2))
     split_seed = int(opts.get("split_seed", 0))
+    cap = opts.get("max_eval")
+    unknown = sorted(set(opts) - OPTIONS)
+    if unknown:
+        raise EvalError(f"{name}: unknown option options.{unknown[0]}; known: {', '.join(sorted(OPTIONS))}")
     try:
         recs = builtin.iter_records(domain, int(opts.get("seed", 0)), int(opts.get("count", builtin.DEFAULT_COUNT)))
-        return [r for r in recs if is_eval(r["id"], fraction, seed=split_seed)]
+        held_out = [r for r in recs if is_eval(r["id"], fraction, seed=split_seed)]
     except ModuleNotFoundError as exc:
         raise EvalError(f"{name}: the builtin generator of domain {domain!r} is not available ({exc})") from None
+    return held_out[: int(cap)] if cap is not None else held_out
 
 
 def _make_loader(domain: str):

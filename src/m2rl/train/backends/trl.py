@@ -15,7 +15,7 @@ import json
 import math
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -128,26 +128,37 @@ class DomainReward:
 
 
 def _dataset_rows(job: TrainJob, tokenizer: Any) -> tuple[list[dict[str, Any]], int]:
-    """Records -> TRL rows (conversational prompt + the reward columns); drops prompts over max_prompt_len."""
+    """Records -> TRL rows (conversational prompt + the reward columns).
+
+    Prompts over `train.max_prompt_len` tokens are dropped (TRL has no prompt truncation; a prompt cut from
+    the left loses its instructions); a domain left with no prompt at all is an error, not a silent skip.
+    The rows are repeated until they fill one rollout (TRL's sampler drops an incomplete batch).
+    """
     from m2rl.records import iter_records
 
-    rows, too_long = [], 0
+    rows, too_long = [], Counter()
     for rec in iter_records(job.data_local):
         ids = tokenizer.apply_chat_template(rec["prompt"], tokenize=True, add_generation_prompt=True)
         if hasattr(ids, "keys"):
             ids = ids["input_ids"]
         if len(ids) > job.train.max_prompt_len:
-            too_long += 1
+            too_long[rec["domain"]] += 1
             continue
         rows.append({
             "prompt": rec["prompt"], "label": rec["label"], "domain": rec["domain"], "id": rec["id"],
             "verifier": json.dumps(rec["verifier"], sort_keys=True, ensure_ascii=False),
         })
-    if not rows:
-        raise TrainError(
-            f"data: {job.data}: every prompt is longer than train.max_prompt_len = {job.train.max_prompt_len} tokens"
-        )
-    return rows, too_long
+    kept = Counter(r["domain"] for r in rows)
+    for domain, n in sorted(too_long.items()):
+        if not kept[domain]:
+            raise TrainError(
+                f"train.max_prompt_len: every {domain} prompt of {job.data} ({n}) is longer than "
+                f"{job.train.max_prompt_len} tokens; raise train.max_prompt_len"
+            )
+    base = list(rows)
+    while len(rows) < job.train.rollout_batch_size:
+        rows.extend(base[: job.train.rollout_batch_size - len(rows)])
+    return rows, sum(too_long.values())
 
 
 @register_backend("trl")
@@ -251,6 +262,10 @@ class TrlBackend:
         )
         trainer.remove_callback(PrinterCallback)
         trainer.train(resume_from_checkpoint=str(latest) if latest else None)
+        if trainer.state.global_step < config.max_steps:
+            raise RuntimeError(
+                f"trl stopped after {trainer.state.global_step} of {config.max_steps} optimizer steps"
+            )
         model = trainer.model
         model.generation_config.do_sample = True
         model.save_pretrained(out_dir, safe_serialization=True)

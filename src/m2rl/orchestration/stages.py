@@ -1,0 +1,283 @@
+"""What every KFP component does around its stage function: the glue kept out of the components.
+
+- the spec arrives as JSON text (a pipeline parameter) and the study's MLflow parent run id with it;
+- the artifact layout (`Layout`) names where each stage writes under the artifact root;
+- stage records: a finished stage leaves `_m2rl_stage.json` in its output folder with a fingerprint of
+  its inputs (the spec sections it reads and its inputs' own fingerprints). A stage whose record matches
+  is skipped (local caching, and resuming an interrupted run from the last finished stage); its MLflow
+  child run is reused, or copied under a new parent run;
+- progress events: one JSON line per start / finish / skip, appended to `$M2RL_EVENTS` when set
+  (`m2rl run` shows them as its progress view).
+
+Nothing here imports kfp: a component hands in its output artifacts and `publish` fills their files and
+metadata (`uri` of the large output at the artifact root, `fingerprint`, `cached`, `mlflow_run_id`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from m2rl import storage
+from m2rl.spec import StudySpec, spec_from_dict
+
+RECORD_FILE = "_m2rl_stage.json"
+EVENTS_ENV = "M2RL_EVENTS"
+NO_CACHE_ENV = "M2RL_NO_CACHE"
+BASE, MIX = "base", "mix"
+
+
+class StageError(RuntimeError):
+    """A component could not run its stage (bad parameter, missing input); the message names it."""
+
+
+def single_name(domain: str) -> str:
+    return f"single-{domain}"
+
+
+def merge_name(label: str) -> str:
+    return f"merge-{label}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each stage writes under the artifact root (see the brief's artifact layout)."""
+
+    root: str
+
+    @property
+    def data(self) -> str:
+        return storage.join(self.root, "data")
+
+    def model(self, name: str) -> str:
+        return storage.join(self.root, "models", name)
+
+    def eval(self, name: str) -> str:
+        return storage.join(self.root, "eval", name)
+
+    @property
+    def analysis(self) -> str:
+        return storage.join(self.root, "analysis")
+
+    @property
+    def report(self) -> str:
+        return storage.join(self.root, "report")
+
+
+def spec_from_json(text: str) -> StudySpec:
+    """The study spec from the `spec_json` pipeline parameter (errors name the field)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StageError(f"spec_json: not JSON ({exc})") from None
+    return spec_from_dict(data, "spec_json")
+
+
+def read_record(uri: str) -> dict[str, Any] | None:
+    """The stage record of an output folder, or None when there is none (or it is unreadable)."""
+    try:
+        rec = json.loads(storage.read_text(storage.join(uri, RECORD_FILE)))
+    except (storage.StorageError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return rec if isinstance(rec, dict) and isinstance(rec.get("fingerprint"), str) else None
+
+
+def input_fingerprint(uri: str) -> str:
+    """An input's fingerprint: its producer's record fingerprint, else the reference itself (a base model)."""
+    rec = read_record(uri) if uri else None
+    return rec["fingerprint"] if rec else f"ref:{uri}"
+
+
+def fingerprint(stage: str, item: str, key: Any, inputs: list[str]) -> str:
+    doc = {"stage": stage, "item": item, "key": key, "inputs": {u: input_fingerprint(u) for u in inputs}}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def emit(event: str, stage: str, item: str, **extra: Any) -> None:
+    """Append one progress event to $M2RL_EVENTS (no-op when unset)."""
+    path = os.environ.get(EVENTS_ENV)
+    if not path:
+        return
+    line = json.dumps({"t": time.time(), "event": event, "stage": stage, "item": item, **extra}, default=str)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
+@dataclass
+class StageOutcome:
+    """What a component publishes: where its output is and a small JSON summary of it."""
+
+    stage: str
+    item: str
+    uri: str
+    fingerprint: str
+    cached: bool
+    summary: dict[str, Any] = field(default_factory=dict)
+    mlflow_run_id: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return {"uri": self.uri, "fingerprint": self.fingerprint, "cached": self.cached,
+                "mlflow_run_id": self.mlflow_run_id or "", "stage": self.stage, "item": self.item}
+
+
+class StageContext:
+    """One component's view of the study: spec, layout, tracking under the parent run, and `run`."""
+
+    def __init__(self, spec_json: str, parent_run_id: str = "") -> None:
+        from m2rl import tracking
+
+        self.spec = spec_from_json(spec_json)
+        self.layout = Layout(self.spec.artifact_root)
+        self.parent_run_id = parent_run_id or os.environ.get(tracking.PARENT_ENV) or None
+        if self.parent_run_id:
+            os.environ[tracking.PARENT_ENV] = self.parent_run_id
+        tracking.configure(self.spec)
+
+    def merge_method(self, label: str):
+        for m in self.spec.merge.methods:
+            if m.label == label:
+                return m
+        raise StageError(f"label: {label!r} is not a merge of the spec ({', '.join(m.label for m in self.spec.merge.methods)})")
+
+    def run(
+        self,
+        stage: str,
+        item: str,
+        out: str,
+        *,
+        key: Any,
+        inputs: list[str],
+        work: Callable[[], dict[str, Any]],
+        done: list[str],
+        child: dict[str, Any] | None = None,
+    ) -> StageOutcome:
+        """Run `work` unless `out` holds a record with the same fingerprint and every file of `done`.
+
+        `child`: stage_run arguments of the MLflow child run to open around `work` (None when the stage
+        function opens its own run and reports its id as `mlflow_run_id` in the summary it returns).
+        """
+        from m2rl import tracking
+
+        fp = fingerprint(stage, item, key, inputs)
+        rec = read_record(out)
+        if (rec and rec["fingerprint"] == fp and not os.environ.get(NO_CACHE_ENV)
+                and all(storage.exists(storage.join(out, f)) for f in done)):
+            run_id = self._adopt(rec)
+            emit("cached", stage, item, uri=out)
+            print(f"[m2rl] {stage} {item}: cached ({out}, fingerprint {fp[:12]})", flush=True)
+            return StageOutcome(stage, item, out, fp, True, rec.get("summary") or {}, run_id, 0.0)
+        emit("start", stage, item, uri=out)
+        t0 = time.monotonic()
+        try:
+            self._supersede(stage, item)
+            if child is not None:
+                with tracking.stage_run(stage, tags={"m2rl.task": f"{stage}/{item}"}, **child) as active:
+                    summary = work()
+                    run_id = active.info.run_id
+            else:
+                summary = work()
+                run_id = summary.get("mlflow_run_id")
+        except BaseException as exc:
+            emit("failed", stage, item, error=f"{type(exc).__name__}: {exc}")
+            raise
+        seconds = time.monotonic() - t0
+        record = {"fingerprint": fp, "stage": stage, "item": item, "uri": out, "key": key, "inputs": inputs,
+                  "summary": summary, "mlflow_run_id": run_id, "parent_run_id": self.parent_run_id,
+                  "seconds": round(seconds, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        storage.write_text(storage.join(out, RECORD_FILE), json.dumps(record, indent=1, default=str))
+        emit("done", stage, item, uri=out, seconds=round(seconds, 3))
+        return StageOutcome(stage, item, out, fp, False, summary, run_id, seconds)
+
+    def _supersede(self, stage: str, item: str) -> None:
+        """Close child runs of this stage and item left RUNNING by an interrupted earlier attempt."""
+        if not self.parent_run_id:
+            return
+        from mlflow import MlflowClient
+
+        from m2rl import tracking
+
+        client = MlflowClient()
+        for run in tracking.child_runs(self.parent_run_id):
+            tags = run.data.tags
+            same = tags.get(tracking.TAG_STAGE) == stage and tags.get(tracking.TAG_MODEL, item) == item
+            if same and run.info.status == "RUNNING":
+                client.set_tag(run.info.run_id, "m2rl.superseded", "true")
+                client.set_terminated(run.info.run_id, status="KILLED")
+
+    def _adopt(self, rec: dict[str, Any]) -> str | None:
+        """A cached stage's child run under the current parent: the recorded one, or a copy of it."""
+        old = rec.get("mlflow_run_id")
+        if not self.parent_run_id or rec.get("parent_run_id") == self.parent_run_id:
+            return old
+        return copy_child_run(old, self.parent_run_id, rec)
+
+
+def copy_child_run(old_run_id: str | None, parent_run_id: str, rec: dict[str, Any]) -> str:
+    """Copy a finished child run (tags, params, metric histories) under another parent run."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.exceptions import MlflowException
+
+    from m2rl import tracking
+
+    client = MlflowClient()
+    parent = client.get_run(parent_run_id)
+    tags = {tracking.TAG_STAGE: rec.get("stage", ""), "m2rl.task": f"{rec.get('stage')}/{rec.get('item')}"}
+    params: dict[str, str] = {}
+    metrics: list[Metric] = []
+    name = f"{rec.get('stage')}/{rec.get('item')}"
+    try:
+        old = client.get_run(old_run_id) if old_run_id else None
+    except MlflowException:
+        old = None
+    if old is not None:
+        tags.update({k: v for k, v in old.data.tags.items() if not k.startswith("mlflow.")})
+        params = dict(old.data.params)
+        name = old.data.tags.get("mlflow.runName", name)
+        for k in old.data.metrics:
+            metrics.extend(client.get_metric_history(old_run_id, k))
+    tags.update({"mlflow.parentRunId": parent_run_id, "m2rl.cached_from": old_run_id or "",
+                 tracking.TAG_STUDY: parent.data.tags.get(tracking.TAG_STUDY, "")})
+    run = client.create_run(parent.info.experiment_id, run_name=name, tags=tags)
+    rid = run.info.run_id
+    items = [Param(k, v) for k, v in params.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(rid, params=items[i : i + 100])
+    for i in range(0, len(metrics), 1000):
+        client.log_batch(rid, metrics=metrics[i : i + 1000])
+    client.set_terminated(rid, status="FINISHED")
+    return rid
+
+
+def publish(outcome: StageOutcome, artifact: Any, text: str | None = None) -> None:
+    """Fill a KFP output artifact: a small file (`text`, else the summary as JSON) and metadata carrying
+    the URI of the stage's output at the artifact root."""
+    path = Path(artifact.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text if text is not None else json.dumps(outcome.summary, indent=1, default=str), encoding="utf-8")
+    artifact.metadata.update(outcome.metadata)
+
+
+def finish_parent(parent_run_id: str | None, status: str = "FINISHED") -> None:
+    """Mark the study's parent run finished (the last stage does it; on a cluster nobody else would)."""
+    if not parent_run_id:
+        return
+    from mlflow import MlflowClient
+
+    MlflowClient().set_terminated(parent_run_id, status=status)
+
+
+def artifact_uri(artifact: Any, what: str) -> str:
+    """The artifact-root URI an input artifact carries (its metadata `uri`)."""
+    uri = (artifact.metadata or {}).get("uri") if artifact is not None else None
+    if not uri:
+        raise StageError(f"{what}: the input artifact carries no `uri` in its metadata")
+    return str(uri)

@@ -1,0 +1,411 @@
+"""The sandbox harness: started as `python -I -S -B sandbox_harness.py` by `m2rl.verifiers.sandbox`.
+
+Standard library only (it runs without site-packages, and its start-up time is part of every program's
+cost). Protocol on its stdin/stdout: the scorer sends a length line and the job as JSON; the harness
+answers one JSON line of isolation facts, then one JSON line per test, and reads "next" or "stop"
+after each. It never receives the expected outputs.
+
+Namespaces mode: the harness unshares mount, network, PID, IPC and UTS namespaces, builds the private
+root on a tmpfs mounted over the scratch folder, and forks PID 1 of the new PID namespace, which
+chroots, mounts /proc and forks one process per test. Basic mode: the harness forks the test
+processes itself, as a child subreaper.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import select
+import signal
+import sys
+import time
+
+# --------------------------------------------------------------------------------------------------
+# Constants shared with m2rl.verifiers.sandbox.
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 36, 38
+
+ROOT_INSIDE_WORKDIR = "/sandbox"
+SYSTEM_DIRS = ("usr", "bin", "lib", "lib64", "lib32", "libx32", "sbin")
+ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime", "nsswitch.conf", "host.conf", "mime.types")
+DEV_FILES = ("null", "zero", "full", "random", "urandom")
+SAFE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+            "PYTHONIOENCODING": "utf-8"}
+
+
+def _libc():
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        import ctypes
+
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _enc(s: str | None) -> bytes | None:
+    return None if s is None else s.encode()
+
+
+def _mount(libc, src, target, fstype, flags, data=None) -> None:
+    _check(libc.mount(_enc(src), _enc(target), _enc(fstype), flags, _enc(data)), f"mount {target}")
+
+
+def _bind(libc, src: str, target: str, readonly: bool = True) -> None:
+    _mount(libc, src, target, None, MS_BIND)
+    flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | (MS_RDONLY if readonly else 0)
+    if src.startswith("/dev/"):
+        flags &= ~MS_NODEV
+    _mount(libc, None, target, None, flags)
+
+
+def _h_build_root(libc, job: dict) -> None:
+    """New namespaces and the private root (tmpfs on the scratch folder; the host sees none of it)."""
+    _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+    _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
+    root = job["scratch"]
+    _mount(libc, "m2rl-sandbox", root, "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={int(job['limits']['scratch_mb'])}m,mode=755")
+    for name in SYSTEM_DIRS:
+        host = "/" + name
+        if os.path.islink(host):
+            os.symlink(os.readlink(host), root + host)
+        elif os.path.isdir(host):
+            os.mkdir(root + host)
+            _bind(libc, host, root + host)
+    for path in job["binds"]:
+        os.makedirs(root + path, exist_ok=True)
+        _bind(libc, path, root + path)
+    os.mkdir(root + "/etc")
+    for name in ETC_FILES:
+        if os.path.isfile("/etc/" + name):
+            open(root + "/etc/" + name, "w").close()
+            _bind(libc, "/etc/" + name, root + "/etc/" + name)
+    with open(root + "/etc/passwd", "w") as f:
+        f.write(f"root:x:0:0::/:/bin/false\nsandbox:x:{job['uid']}:{job['uid']}::{ROOT_INSIDE_WORKDIR}:/bin/false\n")
+    os.mkdir(root + "/dev")
+    for name in DEV_FILES:
+        if os.path.exists("/dev/" + name):
+            open(root + "/dev/" + name, "w").close()
+            _bind(libc, "/dev/" + name, root + "/dev/" + name, readonly=False)
+    os.mkdir(root + "/proc")
+    for d, mode in (("/tmp", 0o1777), (ROOT_INSIDE_WORKDIR, 0o755)):
+        os.mkdir(root + d)
+        os.chmod(root + d, mode)
+    os.chown(root + ROOT_INSIDE_WORKDIR, job["uid"], job["uid"])
+
+
+def _h_pids_of_uid(uid: int) -> list[int]:
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    out.append(int(name))
+            except OSError:
+                pass
+    return out
+
+
+def _h_children(me: int) -> list[int]:
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    stat = f.read()
+                if int(stat[stat.rindex(b")") + 2:].split()[1]) == me:
+                    out.append(int(name))
+            except (OSError, ValueError):
+                pass
+    return out
+
+
+def _h_reap_all() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _h_cleanup(ctx: dict, child: int) -> None:
+    """Kill every process the test left behind and reap them."""
+    if os.getpid() == 1:  # PID 1 of our own namespace: kill(-1) reaches exactly the sandbox
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
+        while True:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+        return
+    try:
+        os.killpg(child, signal.SIGKILL)
+    except OSError:
+        pass
+    for _ in range(200):
+        victims = _h_pids_of_uid(ctx["uid"]) if ctx["uid"] is not None else _h_children(os.getpid())
+        victims = [p for p in victims if p != os.getpid()]
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        _h_reap_all()
+        if not victims:
+            break
+        time.sleep(0.005)
+    _h_reap_all()
+
+
+def _h_json_default(o):
+    if isinstance(o, (set, frozenset)):
+        try:
+            return sorted(o)
+        except TypeError:
+            return list(o)
+    return repr(o)
+
+
+def _h_child(ctx: dict, test: dict, fds: tuple[int, int, int, int]) -> None:
+    """The test process: drop everything, then run the program as __main__. Never returns."""
+    code = 1
+    try:
+        import io
+        import resource
+        import types
+
+        libc = ctx["libc"]
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        lim, t = ctx["limits"], ctx["timeout"]
+        cpu = int(math.ceil(t)) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (lim["file_mb"] << 20,) * 2)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lim["nofile"],) * 2)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        nproc = lim["nproc"]
+        if ctx["uid"] is None and ctx["mode"] == "basic":  # shared uid: count what it already runs
+            nproc += len(os.listdir("/proc"))
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        for i, fd in enumerate(fds):
+            os.dup2(fd, i)
+        os.closerange(4, 1 << 16)
+        if ctx["uid"] is not None:
+            os.setgroups([])
+            os.setresgid(ctx["uid"], ctx["uid"], ctx["uid"])
+            os.setresuid(ctx["uid"], ctx["uid"], ctx["uid"])
+        libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        resource.setrlimit(resource.RLIMIT_AS, (lim["memory_mb"] << 20,) * 2)
+        os.environ.clear()
+        os.environ.update(SAFE_ENV)
+        os.environ["HOME"] = os.getcwd()
+        sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8",
+                                                     errors="replace")
+        sys.stdout = sys.__stdout__ = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
+                                                       errors="backslashreplace")
+        sys.stderr = sys.__stderr__ = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
+                                                       errors="backslashreplace", line_buffering=True)
+        sys.argv = ["solution.py"]
+        sys.path[:] = ["", *ctx["sys_path"]]
+        main = types.ModuleType("__main__")
+        main.__file__ = "solution.py"
+        sys.modules["__main__"] = main
+        code = 0
+        try:
+            exec(compile(ctx["code"], "solution.py", "exec"), main.__dict__)
+            if ctx["fn_name"] is not None:
+                ns, name = main.__dict__, ctx["fn_name"]
+                sol = ns.get("Solution")
+                fn = getattr(sol(), name) if isinstance(sol, type) and hasattr(sol, name) else ns[name]
+                value = fn(*test.get("args", []), **test.get("kwargs", {}))
+                os.write(3, json.dumps(value, default=_h_json_default).encode("utf-8", "surrogatepass"))
+        except SystemExit as exc:
+            c = exc.code
+            code = 0 if c is None else c if isinstance(c, int) else 1
+            if not isinstance(c, (int, type(None))):
+                print(c, file=sys.stderr)
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            code = code or 1
+    finally:
+        os._exit(code & 0xFF if isinstance(code, int) else 1)
+
+
+def _h_wait(pid: int, timeout: float) -> tuple[int | None, bool]:
+    """Wait for `pid` up to `timeout` s: (wait status or None, timed out)."""
+    deadline = time.monotonic() + timeout
+    try:
+        pfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pfd = None
+    try:
+        while True:
+            got, status = os.waitpid(pid, os.WNOHANG)
+            if got:
+                return status, False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None, True
+            if pfd is not None:
+                select.select([pfd], [], [], left)
+            else:
+                time.sleep(min(left, 0.002))
+    finally:
+        if pfd is not None:
+            os.close(pfd)
+
+
+def _h_read(fd: int, cap: int) -> tuple[bytes, bool]:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks, n = [], 0
+    while n <= cap:
+        b = os.read(fd, min(1 << 20, cap + 1 - n))
+        if not b:
+            break
+        chunks.append(b)
+        n += len(b)
+    data = b"".join(chunks)
+    return data[:cap], len(data) > cap
+
+
+def _h_run_test(ctx: dict, index: int, test: dict) -> dict:
+    fds = []
+    for name in ("in", "out", "err", "res"):
+        fds.append(os.memfd_create(f"m2rl-{name}", os.MFD_CLOEXEC if hasattr(os, "MFD_CLOEXEC") else 0))
+    os.write(fds[0], str(test.get("stdin", "")).encode("utf-8", "surrogateescape"))
+    os.lseek(fds[0], 0, os.SEEK_SET)
+    t0 = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        _h_child(ctx, test, tuple(fds))
+    status, timed_out = _h_wait(pid, ctx["timeout"])
+    elapsed = time.monotonic() - t0
+    _h_cleanup(ctx, pid)
+    if status is None:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            status = None
+    cap = ctx["limits"]["output_bytes"]
+    out, cut = _h_read(fds[1], cap)
+    err, _ = _h_read(fds[2], 1 << 16)
+    res, _ = _h_read(fds[3], cap)
+    for fd in fds:
+        os.close(fd)
+    rec: dict = {"index": index, "elapsed_s": round(elapsed, 4),
+                 "stdout": out.decode("utf-8", "replace"), "stderr": err[-4000:].decode("utf-8", "replace")}
+    if timed_out:
+        rec["status"] = "timeout"
+    elif status is None:
+        rec["status"] = "sandbox_error"
+    elif os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        rec["returncode"] = -sig
+        rec["status"] = {signal.SIGXCPU: "timeout", signal.SIGXFSZ: "output_limit"}.get(sig, "signal")
+    else:
+        rc = os.WEXITSTATUS(status)
+        rec["returncode"] = rc
+        rec["status"] = "ok" if rc == 0 else "runtime_error"
+        if rc and "MemoryError" in rec["stderr"]:
+            rec["status"] = "memory"
+    if cut and rec["status"] == "ok":
+        rec["status"] = "output_limit"
+    if ctx["fn_name"] is not None and rec["status"] == "ok":
+        try:
+            rec["result"] = json.loads(res.decode("utf-8", "surrogatepass"))
+        except (ValueError, UnicodeDecodeError):
+            rec["status"] = "runtime_error"
+            rec["stderr"] += "\n(no JSON-serialisable return value)"
+    return rec
+
+
+def _h_serve(ctx: dict, out_fd: int, in_file) -> None:
+    """PID 1 (namespaces) or the harness itself (basic): run the tests one by one."""
+    if os.getpid() == 1:
+        _mount(ctx["libc"], "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    else:
+        ctx["libc"].prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    for i, test in enumerate(ctx["tests"]):
+        rec = _h_run_test(ctx, i, test)
+        os.write(out_fd, json.dumps(rec).encode("utf-8", "surrogatepass") + b"\n")
+        if in_file.readline().strip() != b"next":
+            break
+
+
+def _h_main() -> None:
+    in_fd, out_fd = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    in_file = os.fdopen(in_fd, "rb", buffering=0)
+    n = int(in_file.readline())
+    raw = bytearray()
+    while len(raw) < n:
+        chunk = in_file.read(n - len(raw))
+        if not chunk:
+            sys.exit(2)
+        raw.extend(chunk)
+    job = json.loads(raw.decode("utf-8", "surrogatepass"))
+    ctx = dict(job, libc=_libc())
+    info = {"mode": "basic", "network": False, "filesystem": False, "pid_namespace": False,
+            "dedicated_uid": job["uid"] is not None,
+            "rlimits": ["CPU", "AS", "FSIZE", "NPROC", "NOFILE", "CORE"]}
+    if job["mode"] in ("auto", "namespaces") and job["uid"] is not None:
+        try:
+            _h_build_root(ctx["libc"], job)
+            info.update(mode="namespaces", network=True, filesystem=True, pid_namespace=True)
+        except OSError as exc:
+            if job["mode"] == "namespaces":
+                os.write(out_fd, json.dumps({"error": f"namespaces unavailable: {exc}"}).encode() + b"\n")
+                return
+            info["namespaces_error"] = str(exc)
+    elif job["mode"] == "namespaces":
+        os.write(out_fd, json.dumps({"error": "namespaces mode needs root"}).encode() + b"\n")
+        return
+    ctx["mode"] = info["mode"]
+    os.write(out_fd, json.dumps(info).encode() + b"\n")
+    if info["mode"] != "namespaces":
+        _h_serve(ctx, out_fd, in_file)
+        return
+    pid = os.fork()  # PID 1 of the new PID namespace
+    if pid == 0:
+        try:
+            ctx["libc"].prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            os.chroot(job["scratch"])
+            os.chdir(ROOT_INSIDE_WORKDIR)
+            _h_serve(ctx, out_fd, in_file)
+            code = 0
+        except BaseException as exc:  # reported through the harness's stderr
+            os.write(2, f"sandbox PID 1 failed: {exc!r}\n".encode())
+            code = 3
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    sys.exit(os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else 0)
+
+
+if __name__ == "__main__":
+    _h_main()
