@@ -8,7 +8,6 @@ the large output; fan-in edges (experts -> merge, evaluations -> analyze) are `.
 consumer reads its inputs from the artifact layout.
 """
 
-from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
@@ -37,7 +36,11 @@ class Step:
 
     @property
     def display_name(self) -> str:
-        return self.stage if self.item == self.stage else f"{self.stage} {self.item}"
+        """`train math`, `merge ties`, `evaluate single-math`, `data`."""
+        if self.item == self.stage:
+            return self.stage
+        item = self.item.split("-", 1)[1] if self.stage in ("train", "merge") and "-" in self.item else self.item
+        return f"{self.stage} {item}"
 
 
 def plan(spec: StudySpec, paradigms: Sequence[str] | None = None) -> list[Step]:

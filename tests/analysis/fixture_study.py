@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import torch
 
 from m2rl.checkpoint import CheckpointReader, ShardedWriter, copy_side_files
+from m2rl.evaluate import summarize
 from m2rl.models import build_random_model
 
 DOMAINS = ("math", "code")
@@ -101,14 +102,10 @@ def write_eval(folder: Path, model: str, rng: np.random.Generator) -> dict[str, 
                 rows["answer"].append(str(i))
         (folder / bench).mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table(rows), folder / bench / "samples.parquet")
-        per_problem = scores.mean(axis=1)
-        boot = np.random.default_rng(0).integers(0, N_PROBLEMS, (500, N_PROBLEMS))
-        draws = per_problem[boot].mean(axis=1)
-        benchmarks[bench] = {
-            "avg@k": float(per_problem.mean()), "pass@1": float(per_problem.mean()),
-            "maj@k": float((per_problem > 0.5).mean()), "ci_low": float(np.quantile(draws, 0.025)),
-            "ci_high": float(np.quantile(draws, 0.975)), "n_problems": N_PROBLEMS, "k": K, "domain": domain,
-        }
+        # metrics.json exactly as the evaluate stage writes it (its own summarize over the planted table)
+        answers = [[str(i)] * K for i in range(N_PROBLEMS)]
+        benchmarks[bench] = {**summarize(scores.tolist(), answers, resamples=500, seed=0), "domain": domain,
+                             "sampling": {"temperature": 1.0, "top_p": 0.7, "max_new_tokens": 512}}
     (folder / "metrics.json").write_text(json.dumps({"model": model, "benchmarks": benchmarks}))
     return scores_by_bench
 

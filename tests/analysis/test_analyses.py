@@ -204,8 +204,8 @@ def test_bad_inputs_name_the_field(study, tmp_path):
         analyze({"projection_dim": 0}, study.models, study.base, {}, {}, str(tmp_path / "o"))
     bad = tmp_path / "bad-eval"
     bad.mkdir()
-    (bad / "metrics.json").write_text(json.dumps({"benchmarks": {"builtin_math": {"pass@1": 0.1}}}))
-    with pytest.raises(AnalysisError, match="evals.mix: .*builtin_math.*avg@k"):
+    (bad / "metrics.json").write_text(json.dumps({"benchmarks": {"builtin_math": {"pass_at_1": 0.1}}}))
+    with pytest.raises(AnalysisError, match="evals.mix: .*builtin_math.*avg_at_k"):
         analyze(None, study.models, study.base, {"mix": str(bad)}, {}, str(tmp_path / "o"))
     with pytest.raises(AnalysisError, match="train_cards.mix"):
         analyze(None, study.models, study.base, {}, {"mix": str(tmp_path / "missing.json")}, str(tmp_path / "o"))

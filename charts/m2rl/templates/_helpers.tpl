@@ -129,3 +129,8 @@ imagePullSecrets:
 {{- $hosts = concat $hosts .Values.mlflow.allowedHosts -}}
 {{ join "," $hosts }}
 {{- end }}
+
+{{/* Namespace of KFP's step pods (the launcher ServiceAccount and the kfp-launcher ConfigMap live there). */}}
+{{- define "m2rl.runNamespace" -}}
+{{ default .Release.Namespace .Values.kfp.runNamespace }}
+{{- end }}

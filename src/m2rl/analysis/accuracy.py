@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from m2rl.analysis.inputs import HEADLINE
+from m2rl.analysis.inputs import HEADLINE, HEADLINE_ALIASES
 from m2rl.analysis.registry import AnalysisContext
 from m2rl.analysis.stats import bootstrap_indices, finite, percentile_ci
 
@@ -34,8 +34,8 @@ def accuracy_section(ctx: AnalysisContext) -> dict[str, Any]:
             models[name][b] = ev.accuracy(b)
             if m.get("ci_low") is not None and m.get("ci_high") is not None:
                 ci[name][b] = [float(m["ci_low"]), float(m["ci_high"])]
-            extra[name][b] = {k: v for k, v in m.items() if isinstance(v, int | float) and k not in (
-                "avg@k", "ci_low", "ci_high")}
+            extra[name][b] = {k: v for k, v in m.items() if isinstance(v, int | float)
+                              and k not in (*HEADLINE_ALIASES, "ci_low", "ci_high")}
     average = {n: float(np.mean(list(v.values()))) for n, v in models.items() if v}
     info = []
     for b in benches:

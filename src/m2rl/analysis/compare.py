@@ -58,6 +58,16 @@ def _canonical_metric(name: str) -> str:
     return name.lower().replace("_at_", "@")
 
 
+def _bench_domain(bench: str) -> str:
+    """A benchmark's domain from the evaluation registry (code, not the artifact store)."""
+    from m2rl.evaluate import EvalError, get_benchmark
+
+    try:
+        return get_benchmark(bench).domain
+    except EvalError:
+        return bench[len("builtin_") :] if bench.startswith("builtin_") else "other"
+
+
 def from_runs(children: list[Any], domains: list[str] | None = None) -> tuple[dict[str, float], dict[str, Any]]:
     """Accuracy / transfer / cost summary from evaluate and train child runs (latest run per model wins).
 
@@ -92,10 +102,12 @@ def from_runs(children: list[Any], domains: list[str] | None = None) -> tuple[di
             if len(parts) != 3:
                 continue
             _, bench, metric = parts
+            if bench.startswith("domain_"):  # the evaluate stage's per-domain aggregate, not a benchmark
+                continue
             metric = _canonical_metric(metric)
             if metric in _HEADLINE_KEYS:
                 M[mkey("acc", name, bench)] = value
-                benches.setdefault(bench, bench[len("builtin_"):] if bench.startswith("builtin_") else "other")
+                benches.setdefault(bench, _bench_domain(bench))
             elif metric in ("ci_low", "ci_high"):
                 M[mkey("acc_lo" if metric == "ci_low" else "acc_hi", name, bench)] = value
     order = sorted(models.values(), key=lambda m: (PARADIGM_ORDER[m[1]], rank.get(m[2] or "", 99), m[0]))
@@ -122,7 +134,7 @@ def from_runs(children: list[Any], domains: list[str] | None = None) -> tuple[di
         for name, run in trains.items():
             tags = run.data.tags
             paradigm = tags.get("m2rl.paradigm") or ("mix" if name == "mix" else "single")
-            device = tags.get("m2rl.device") or run.data.params.get("device") or "gpu"
+            device = tags.get("m2rl.device") or run.data.params.get("device") or "unknown"
             devices.add(device)
             runs.append([name, paradigm, device])
             M[mkey("cost", "run", name, "gpu_hours")] = run.data.metrics["cost/gpu_hours"]

@@ -13,6 +13,8 @@ from m2rl.analysis.registry import AnalysisContext, register
 
 
 def cost_unit(devices: set[str]) -> str:
+    if "unknown" in devices:
+        return "device-hours"
     if devices == {"cpu"}:
         return "CPU-hours"
     if devices <= {"gpu"}:

@@ -1,8 +1,8 @@
 """Inputs of the analysis stage: models, eval folders and train cards, read in their contract formats.
 
-Eval folder (evaluate stage): `metrics.json` {"model", "benchmarks": {bench: {"avg@k", "pass@1", "maj@k",
-"ci_low", "ci_high", "n_problems", "k", "domain"}}} and `<bench>/samples.parquet` (problem_id, sample_index,
-domain, prompt, response, score, details, answer). Train card (train stage): `train_card.json`
+Eval folder (evaluate stage): `metrics.json` {"model", "benchmarks": {bench: {"avg_at_k", "pass_at_<k>",
+"maj_at_k", "ci_low", "ci_high", "n_problems", "k", "domain", "sampling"}}} and `<bench>/samples.parquet`
+(problem_id, sample_index, domain, prompt, response, score, details, answer). Train card (train stage): `train_card.json`
 {run, paradigm, domains, steps, wall_seconds, device, num_devices, gpu_hours, reward_curve, backend}.
 """
 
@@ -17,9 +17,10 @@ from m2rl import storage
 
 PARADIGM_ORDER = {"base": 0, "single": 1, "mix": 2, "merge": 3}
 SAMPLE_COLUMNS = ("problem_id", "sample_index", "domain", "prompt", "response", "score")
-# The headline metric of every table; the evaluate stage writes it as "avg@k" (older spellings accepted).
+# The headline metric of every table (Avg@K); the evaluate stage writes it as "avg_at_k" (MLflow names cannot
+# hold '@'); the other spellings are accepted from hand-written metrics files.
 HEADLINE = "avg@k"
-_HEADLINE_ALIASES = ("avg@k", "avg_at_k", "avg_k", "avg")
+HEADLINE_ALIASES = ("avg_at_k", "avg@k", "avg_k", "avg")
 
 
 class AnalysisError(ValueError):
@@ -78,7 +79,7 @@ def order_models(entries: list[ModelEntry], domains: list[str] | None = None) ->
 
 def headline(bench_metrics: dict[str, Any]) -> float | None:
     """The avg@k value of one benchmark's metrics, whatever spelling the writer used."""
-    for key in _HEADLINE_ALIASES:
+    for key in HEADLINE_ALIASES:
         if key in bench_metrics and bench_metrics[key] is not None:
             return float(bench_metrics[key])
     return None
@@ -116,7 +117,7 @@ class EvalFolder:
             raise AnalysisError(f"evals.{name}: {path}: `benchmarks` must be a mapping")
         for bench, m in benchmarks.items():
             if not isinstance(m, dict) or headline(m) is None:
-                raise AnalysisError(f"evals.{name}: {path}: benchmark {bench!r} has no avg@k")
+                raise AnalysisError(f"evals.{name}: {path}: benchmark {bench!r} has no avg_at_k (Avg@K)")
         return cls(name=name, uri=uri, folder=folder, benchmarks=benchmarks)
 
     def accuracy(self, bench: str) -> float | None:

@@ -129,6 +129,19 @@ def _answer(details: dict[str, Any]) -> str | None:
     return None
 
 
+def _check_verifiers(bench: str, records: list[dict[str, Any]]) -> None:
+    """Every record names a registered verifier (checked before generation, not after it)."""
+    try:
+        from m2rl.verifiers import VerifierError, check_record
+    except ImportError as exc:
+        raise EvalError(f"scoring needs m2rl.verifiers, which cannot be imported: {exc}") from None
+    for rec in records:
+        try:
+            check_record(rec)
+        except VerifierError as exc:
+            raise EvalError(f"{bench}: {exc}") from None
+
+
 def _score(records: list[dict[str, Any]], responses: list[str], settings: EvaluateSpec) -> list[Any]:
     try:
         from m2rl.verifiers import score_batch
@@ -186,6 +199,7 @@ def evaluate(
             records = records[: spec.limit]
         if not records:
             raise EvalError(f"{bench.name}: no problems to evaluate")
+        _check_verifiers(bench.name, records)
         k, sampling = bench.resolve(spec)
         runs.append(_Run(bench, spec, records, k, sampling))
 

@@ -71,18 +71,22 @@ class _Histogram:
         return out
 
 
-def kth_smallest(
-    stream: Callable[[], Iterable[torch.Tensor]], ranks: list[int | None]
-) -> list[float | None]:
+Ranks = list[int | None] | Callable[[list[int]], list[int | None]]
+
+
+def kth_smallest(stream: Callable[[], Iterable[torch.Tensor]], groups: int, ranks: Ranks) -> list[float | None]:
     """The `ranks[g]`-th smallest (1-based) value of group g over every chunk `stream()` yields.
 
     Chunks are float32 tensors `[groups, ...]` of finite non-negative values; `stream` is called
-    once, or twice when there is more than one chunk. A rank of None gives None for that group.
+    once, or twice when there is more than one chunk. `ranks` may be a function of the number of
+    exact zeros in each group (counted in the first pass). A rank of None gives None for that group.
     """
-    groups = len(ranks)
     first: torch.Tensor | None = None
     hist: _Histogram | None = None
+    zeros = [0] * groups
     for chunk in stream():
+        z = (chunk.reshape(groups, -1) == 0).sum(dim=1).tolist()
+        zeros = [a + b for a, b in zip(zeros, z, strict=True)]
         if first is None and hist is None:
             first = chunk
             continue
@@ -91,12 +95,13 @@ def kth_smallest(
             hist.feed_hi(first)
             first = None
         hist.feed_hi(chunk)
+    wanted = ranks(zeros) if callable(ranks) else ranks
     if hist is None:
         if first is None:
             return [None] * groups
         flat = first.reshape(groups, -1)
-        return [None if r is None else float(torch.kthvalue(flat[g], r).values) for g, r in enumerate(ranks)]
-    hist.plan(ranks)
+        return [None if r is None else float(torch.kthvalue(flat[g], r).values) for g, r in enumerate(wanted)]
+    hist.plan(wanted)
     for chunk in stream():
         hist.feed_lo(chunk)
     return hist.values()

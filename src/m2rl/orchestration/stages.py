@@ -197,7 +197,9 @@ class StageContext:
         return StageOutcome(stage, item, out, fp, False, summary, run_id, seconds)
 
     def _supersede(self, stage: str, item: str) -> None:
-        """Close child runs of this stage and item left RUNNING by an interrupted earlier attempt."""
+        """Earlier child runs of this stage and item under the parent are replaced by the one about to start:
+        one left RUNNING by an interrupted attempt is marked KILLED; each is tagged and soft-deleted
+        (restorable in MLflow), so the parent keeps one child run per stage and model."""
         if not self.parent_run_id:
             return
         from mlflow import MlflowClient
@@ -207,10 +209,12 @@ class StageContext:
         client = MlflowClient()
         for run in tracking.child_runs(self.parent_run_id):
             tags = run.data.tags
-            same = tags.get(tracking.TAG_STAGE) == stage and tags.get(tracking.TAG_MODEL, item) == item
-            if same and run.info.status == "RUNNING":
-                client.set_tag(run.info.run_id, "m2rl.superseded", "true")
+            if tags.get(tracking.TAG_STAGE) != stage or tags.get(tracking.TAG_MODEL, item) != item:
+                continue
+            client.set_tag(run.info.run_id, "m2rl.superseded", "true")
+            if run.info.status == "RUNNING":
                 client.set_terminated(run.info.run_id, status="KILLED")
+            client.delete_run(run.info.run_id)
 
     def _adopt(self, rec: dict[str, Any]) -> str | None:
         """A cached stage's child run under the current parent: the recorded one, or a copy of it."""
@@ -223,7 +227,7 @@ class StageContext:
 def copy_child_run(old_run_id: str | None, parent_run_id: str, rec: dict[str, Any]) -> str:
     """Copy a finished child run (tags, params, metric histories) under another parent run."""
     from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
     from mlflow.exceptions import MlflowException
 
     from m2rl import tracking

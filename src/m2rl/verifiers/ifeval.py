@@ -42,15 +42,21 @@ def _choice(meta: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _json_list(value: Any) -> Any:
+    """Metadata stored as JSON text (some data sets do) is decoded; anything else is returned as it is."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _instructions(meta: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
-    ids = meta.get("instruction_id_list")
-    if isinstance(ids, str):
-        ids = json.loads(ids)
+    ids = _json_list(meta.get("instruction_id_list"))
     if not isinstance(ids, (list, tuple)) or not ids or not all(isinstance(i, str) for i in ids):
         raise ValueError(f"ifeval: verifier.instruction_id_list must be a non-empty list of ids, got {ids!r}")
-    kwargs = meta.get("kwargs")
-    if isinstance(kwargs, str):
-        kwargs = json.loads(kwargs)
+    kwargs = _json_list(meta.get("kwargs"))
     if kwargs is None:
         kwargs = [None] * len(ids)
     if not isinstance(kwargs, (list, tuple)) or len(kwargs) != len(ids):

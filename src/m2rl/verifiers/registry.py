@@ -67,3 +67,9 @@ def get_verifier(name: str) -> VerifierFn:
 def verifier_names() -> list[str]:
     _load_builtin()
     return sorted(_VERIFIERS)
+
+
+def extra_modules() -> list[str]:
+    """Modules outside m2rl.verifiers that registered verifiers (worker processes import them too)."""
+    mods = {getattr(fn, "__module__", "") for fn in _VERIFIERS.values()}
+    return sorted(m for m in mods if m and m != "__main__" and not m.startswith("m2rl.verifiers."))

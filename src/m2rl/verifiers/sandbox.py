@@ -34,6 +34,7 @@ SandboxFusion-compatible `POST /run_code` service instead.
 from __future__ import annotations
 
 import json
+import marshal
 import math
 import os
 import random
@@ -63,7 +64,7 @@ class Limits:
     nofile: int = 128  # RLIMIT_NOFILE
     scratch_mb: int = 64  # size of the private tmpfs (root, /tmp, /sandbox) in namespaces mode
     output_bytes: int = 1 << 20  # stdout kept per test (more is cut, and the test fails)
-    startup_s: float = 10.0  # time allowed for the harness to start and finish besides the tests
+    startup_s: float = 5.0  # time allowed for the harness to start and finish besides the tests
 
 
 @dataclass
@@ -73,7 +74,7 @@ class TestRun:
     __test__ = False  # not a pytest test class
 
     index: int
-    status: str  # ok | runtime_error | timeout | memory | output_limit | signal | sandbox_error
+    status: str  # ok | runtime_error | timeout | memory | file_limit | output_limit | signal | sandbox_error
     returncode: int | None = None
     stdout: str = ""
     stderr: str = ""  # the last few KB
@@ -208,15 +209,15 @@ class LocalBackend:
             uid = None  # a dropped uid could not import the standard library (e.g. under /root)
         if uid is not None:
             os.chown(scratch, uid, uid)
-        job = {"code": code, "tests": list(tests), "fn_name": fn_name, "timeout": float(timeout),
+        job = {"code": code, "tests": [dict(t) for t in tests], "fn_name": fn_name, "timeout": float(timeout),
                "limits": asdict(limits), "mode": self.mode, "scratch": scratch, "uid": uid,
                "sys_path": py_paths, "binds": _bind_roots(py_paths)}
-        payload = json.dumps(job).encode("utf-8", "surrogatepass")
+        payload = marshal.dumps(job)
         result = SandboxResult()
         proc = None
         try:
             proc = subprocess.Popen(
-                [self.python, "-I", "-S", "-B", HARNESS], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                [self.python, "-I", "-S", "-B", HARNESS, scratch], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, env=dict(SAFE_ENV), cwd=scratch, start_new_session=True,
                 close_fds=True)
             self._converse(proc, payload, len(tests), timeout, limits, judge, result)
@@ -245,13 +246,9 @@ class LocalBackend:
         fd = proc.stdout.fileno()
         buf = bytearray()
 
-        def read_line() -> bytes | None:
-            while True:
-                nl = buf.find(b"\n")
-                if nl >= 0:
-                    line = bytes(buf[:nl])
-                    del buf[:nl + 1]
-                    return line
+        def read_exact(n: int) -> bytes | None | bool:
+            """`n` bytes from the harness; None on the wall-clock limit, False when it exited."""
+            while len(buf) < n:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
@@ -260,8 +257,28 @@ class LocalBackend:
                     return None
                 chunk = os.read(fd, 1 << 20)
                 if not chunk:
-                    return b""
+                    return False
                 buf.extend(chunk)
+            out = bytes(buf[:n])
+            del buf[:n]
+            return out
+
+        def read_msg() -> dict | None | bool:
+            """The harness's next message (a length line, then marshal data)."""
+            while b"\n" not in buf:
+                if len(buf) > 32:
+                    return False
+                got = read_exact(len(buf) + 1)
+                if not got:
+                    return got
+                buf[:0] = got
+            nl = buf.index(b"\n")
+            size = int(buf[:nl])
+            del buf[:nl + 1]
+            data = read_exact(size)
+            if not data:
+                return data
+            return marshal.loads(data)
 
         def send(data: bytes) -> bool:
             try:
@@ -274,20 +291,19 @@ class LocalBackend:
         if not send(b"%d\n" % len(payload) + payload):
             result.error = "sandbox harness exited before reading the job"
             return
-        hello = read_line()
+        hello = read_msg()
         if not hello:
             result.error = self._harness_error(proc, hello)
             return
-        result.isolation = json.loads(hello)
+        result.isolation = hello
         if "error" in result.isolation:
             result.error = result.isolation.pop("error")
             return
         for _ in range(n_tests):
-            line = read_line()
-            if not line:
-                result.error = self._harness_error(proc, line)
+            d = read_msg()
+            if not d:
+                result.error = self._harness_error(proc, d)
                 return
-            d = json.loads(line)
             run = TestRun(index=d["index"], status=d["status"], returncode=d.get("returncode"),
                           stdout=d.get("stdout", ""), stderr=d.get("stderr", ""), result=d.get("result"),
                           has_result="result" in d, elapsed_s=d.get("elapsed_s", 0.0))
@@ -297,8 +313,8 @@ class LocalBackend:
                 return
 
     @staticmethod
-    def _harness_error(proc: subprocess.Popen, line: bytes | None) -> str:
-        if line is None:
+    def _harness_error(proc: subprocess.Popen, msg: dict | None | bool) -> str:
+        if msg is None:
             return "sandbox wall-clock limit reached (harness killed)"
         try:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -531,7 +531,8 @@ def no_bullets_bullets(text: str, a: Args) -> bool:
                 return False
             n_bullets += 1
         elif in_sentences:
-            n_sentences += len(split_into_sentences(line.strip()))
+            if n_sentences < 2:  # only "at least two" matters: stop counting once reached
+                n_sentences += len(split_into_sentences(line.strip()))
         else:
             return False
     return n_bullets >= 2

@@ -24,12 +24,20 @@ from functools import lru_cache
 # --- words -------------------------------------------------------------------------------------------
 
 _WORD_RE = re.compile(r"\w+")
-# Treebank-like tokens: a contraction suffix, a word (inner - . ' joins: well-known, U.S, 3.14), or one
-# punctuation mark. `\w+?(?=n't)` splits "don't" into "do" + "n't" as NLTK does.
-_TOKEN_RE = re.compile(
-    r"\w+?(?=n['’]t\b)|n['’]t\b|['’](?:s|re|ve|ll|d|m)\b|\w+(?:[-.]\w+)*|[^\w\s]",
-    re.IGNORECASE,
-)
+# Treebank-like tokens: a word (inner - . ' join: well-known, U.S, 3.14, don't) or one punctuation mark;
+# a word with an apostrophe is then split NLTK's way: "don't" -> "do" "n't", "cat's" -> "cat" "'s".
+_TOKEN_RE = re.compile(r"\w+(?:[-.'’]\w+)*|[^\w\s]")
+_CONTRACTION_RE = re.compile(r"(?i)^(\w+?)(n['’]t)$|^(\w+?)(['’](?:s|re|ve|ll|d|m))$")
+
+
+def _split_contractions(tokens: list[str]) -> list[str]:
+    out: list[str] = []
+    for t in tokens:
+        if ("'" in t or "’" in t) and (m := _CONTRACTION_RE.match(t)):
+            out += [g for g in m.groups() if g]
+        else:
+            out.append(t)
+    return out
 
 
 def count_words(text: str) -> int:
@@ -43,11 +51,12 @@ def words(text: str) -> list[str]:
 
 def word_tokenize(text: str) -> list[str]:
     """A Treebank-style tokenisation (stands in for `nltk.word_tokenize`)."""
-    return _TOKEN_RE.findall(text)
+    tokens = _TOKEN_RE.findall(text)
+    return _split_contractions(tokens) if ("'" in text or "’" in text) else tokens
 
 
 def word_tokens_without_punctuation(text: str) -> list[str]:
-    return [t for t in _TOKEN_RE.findall(text) if any(ch.isalnum() for ch in t)]
+    return [t for t in word_tokenize(text) if any(ch.isalnum() for ch in t)]
 
 
 PUNCT = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"  # string.punctuation

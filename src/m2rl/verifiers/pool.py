@@ -1,0 +1,453 @@
+"""`score_batch`: score many responses on a pool of worker processes with a hard per-item timeout.
+
+The pool is a set of long-lived worker processes, forked by a warm zygote process that has imported
+every verifier (`m2rl.verifiers._zygote`), and one dispatcher thread. Items go to idle workers in small chunks; each item's clock starts
+when its worker begins it. An item that runs past its timeout gets a 0 with `timeout: true`, and its
+worker is killed (its process group and every process it started) and replaced; an item whose worker
+dies gets a 0 with the exit code. The rest of that worker's chunk goes back in the queue, so one bad
+item never takes the batch down. No signals are used in the caller: `score_batch` is safe in any
+thread, and many threads may share one pool (the OpenRLHF hook scores one sample per thread).
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from m2rl.verifiers.api import VerifierError, check_record, record_verifier, score
+from m2rl.verifiers.registry import Score, extra_modules, get_verifier
+
+DEFAULT_TIMEOUT = 10.0  # seconds per item, for verifiers that state none
+UNIT_TEST_DEFAULT_PER_TEST = 5.0
+STARTUP_TIMEOUT = 120.0
+MAX_CHUNK = 16
+MODULES_ENV = "M2RL_VERIFIER_MODULES"  # extra verifier modules the workers import (comma-separated)
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def item_timeout(meta: Mapping[str, Any]) -> float:
+    """The default time limit of one item: the verifier's own `item_timeout(meta)` or `DEFAULT_TIMEOUT`.
+
+    A `unit_test` verifier without one gets (number of tests) x (`verifier.timeout` or 5 s) + 5 s.
+    """
+    try:
+        fn = get_verifier(str(meta.get("type")))
+    except KeyError:
+        return DEFAULT_TIMEOUT
+    own = getattr(fn, "item_timeout", None)
+    if callable(own):
+        try:
+            return float(own(meta))
+        except Exception:
+            pass
+    if meta.get("type") == "unit_test":
+        tests = meta.get("unit_tests") or {}
+        n = len(tests.get("inputs") or []) if isinstance(tests, Mapping) else 1
+        per = meta.get("timeout") or UNIT_TEST_DEFAULT_PER_TEST
+        try:
+            return max(1, n) * float(per) + 5.0
+        except (TypeError, ValueError):
+            return DEFAULT_TIMEOUT
+    return DEFAULT_TIMEOUT
+
+
+@dataclass
+class _Task:
+    tid: int
+    record: Any
+    response: Any
+    require_close: bool
+    timeout: float
+    future: Future = field(default_factory=Future)
+
+
+class _Zygote:
+    """The warm process that forks workers (see `m2rl.verifiers._zygote`)."""
+
+    def __init__(self, modules: Sequence[str] = ()) -> None:
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        src = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env[MODULES_ENV] = ",".join(modules)
+        self.proc = subprocess.Popen([sys.executable, "-m", "m2rl.verifiers._zygote"], stdin=theirs,
+                                     env=env, close_fds=True)
+        theirs.close()
+        self.sock = ours
+        self.sock.settimeout(STARTUP_TIMEOUT)
+        try:
+            ok = self.sock.recv(1) == b"R"
+        except OSError:
+            ok = False
+        if not ok:
+            self.close()
+            raise RuntimeError("the scoring zygote did not start")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def fork(self) -> tuple[int, Connection]:
+        self.sock.sendall(b"f")
+        msg, fds, _, _ = socket.recv_fds(self.sock, 4, 1)
+        if len(msg) != 4 or len(fds) != 1:
+            raise RuntimeError("the scoring zygote failed to fork a worker")
+        return int.from_bytes(msg, "little"), Connection(fds[0])
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class _Worker:
+    pid: int
+    conn: Any
+    started: float
+    ready: bool = False
+    inflight: collections.deque = field(default_factory=collections.deque)
+    deadline: float = 0.0
+
+
+def _children_map() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = collections.defaultdict(list)
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return kids
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after the last ')'
+        rest = stat[stat.rfind(b")") + 2:].split()
+        if len(rest) > 1:
+            kids[int(rest[1])].append(int(name))
+    return kids
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process, its process group and every descendant (and their process groups)."""
+    kids = _children_map()
+    todo, seen = [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        todo.extend(kids.get(p, ()))
+    for p in seen:
+        try:
+            pgid = os.getpgid(p)
+        except OSError:
+            pgid = None
+        if pgid is not None and pgid == p:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+class ScoringPool:
+    """Worker processes plus a dispatcher thread; `submit` is thread-safe."""
+
+    def __init__(self, workers: int | None = None):
+        self.size = max(1, int(workers or default_workers()))
+        self._zygote: _Zygote | None = None
+        self.modules = tuple(extra_modules())  # verifier modules its workers import beyond the package
+        self._lock = threading.Lock()
+        self._pending: collections.deque[_Task] = collections.deque()
+        self._workers: list[_Worker] = []
+        self._closed = False
+        self._next_tid = 0
+        self._start_failures = 0
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._thread = threading.Thread(target=self._loop, name="m2rl-scoring-pool", daemon=True)
+        self._thread.start()
+
+    # ---- caller side -------------------------------------------------------------------------
+    def submit(self, records: Sequence[Any], responses: Sequence[Any], timeouts: Sequence[float],
+               require_think_close: bool = False) -> list[Future]:
+        tasks = []
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("scoring pool is closed")
+            for rec, resp, t in zip(records, responses, timeouts, strict=True):
+                self._next_tid += 1
+                tasks.append(_Task(self._next_tid, rec, resp, require_think_close, float(t)))
+            self._pending.extend(tasks)
+        self._wake()
+        return [t.future for t in tasks]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._wake()
+        self._thread.join(timeout=10)
+
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return [w.pid for w in self._workers]
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"x")
+        except (BlockingIOError, OSError):
+            pass
+
+    # ---- dispatcher thread -------------------------------------------------------------------
+    def _start_worker(self) -> _Worker | None:
+        try:
+            if self._zygote is None or not self._zygote.alive():
+                if self._zygote is not None:
+                    self._zygote.close()
+                self._zygote = None
+                self._zygote = _Zygote(self.modules)
+            pid, conn = self._zygote.fork()
+        except (OSError, RuntimeError):
+            self._start_failures += 1
+            return None
+        w = _Worker(pid, conn, time.monotonic())
+        self._workers.append(w)
+        return w
+
+    def _retire(self, w: _Worker) -> None:
+        kill_tree(w.pid)
+        try:
+            w.conn.close()
+        except OSError:
+            pass
+        if w in self._workers:
+            self._workers.remove(w)
+
+    def _assign(self) -> None:
+        if self._start_failures >= 3 and not any(w.ready for w in self._workers):
+            while self._pending:
+                self._pending.popleft().future.set_result(
+                    Score(0.0, {"reason": "scoring workers fail to start", "error": True}))
+            return
+        want = min(self.size, len([w for w in self._workers if w.inflight]) + len(self._pending))
+        while len(self._workers) < want:
+            if self._start_worker() is None:
+                break
+        idle = [w for w in self._workers if w.ready and not w.inflight]
+        for w in idle:
+            if not self._pending:
+                break
+            busy = len(self._workers) or 1
+            n = max(1, min(MAX_CHUNK, len(self._pending) // (4 * busy)))
+            chunk = [self._pending.popleft() for _ in range(min(n, len(self._pending)))]
+            try:
+                w.conn.send([(t.tid, t.record, t.response, t.require_close) for t in chunk])
+            except Exception as exc:
+                if isinstance(exc, OSError):  # the worker is gone: requeue, replace it
+                    self._pending.extendleft(reversed(chunk))
+                    self._retire(w)
+                    continue
+                for t in chunk:  # an item that cannot be sent to a worker at all (does not pickle)
+                    self._fail_or_send(w, t, exc)
+                if w.inflight:
+                    w.deadline = time.monotonic() + w.inflight[0].timeout
+                continue
+            w.inflight.extend(chunk)
+            w.deadline = time.monotonic() + chunk[0].timeout
+
+    def _fail_or_send(self, w: _Worker, t: _Task, exc: Exception) -> None:
+        try:
+            w.conn.send([(t.tid, t.record, t.response, t.require_close)])
+        except Exception:
+            t.future.set_result(Score(0.0, {"reason": f"item cannot be sent to a worker: {exc}", "error": True}))
+            return
+        w.inflight.append(t)
+
+    def _on_message(self, w: _Worker) -> None:
+        try:
+            msg = w.conn.recv()
+        except (EOFError, OSError):
+            self._on_death(w)
+            return
+        if not w.ready:
+            if isinstance(msg, tuple) and msg and msg[0] == "ready":
+                w.ready = True
+                self._start_failures = 0
+            return
+        tid, value, details = msg
+        if not w.inflight or w.inflight[0].tid != tid:  # cannot happen: results come in order
+            self._on_death(w, reason="worker answered out of order")
+            return
+        task = w.inflight.popleft()
+        task.future.set_result(Score(value, details))
+        if w.inflight:
+            w.deadline = time.monotonic() + w.inflight[0].timeout
+
+    def _on_death(self, w: _Worker, reason: str | None = None) -> None:
+        if w.inflight:
+            task = w.inflight.popleft()
+            why = reason or "the scoring worker died on this item"
+            task.future.set_result(Score(0.0, {"reason": why, "error": True}))
+            self._pending.extendleft(reversed(w.inflight))
+            w.inflight.clear()
+        elif not w.ready:
+            self._start_failures += 1
+        self._retire(w)
+
+    def _on_timeout(self, w: _Worker) -> None:
+        task = w.inflight.popleft()
+        task.future.set_result(Score(0.0, {"reason": f"timed out after {task.timeout:g}s", "timeout": True}))
+        self._pending.extendleft(reversed(w.inflight))
+        w.inflight.clear()
+        self._retire(w)
+
+    def _loop(self) -> None:
+        try:
+            self._serve()
+        finally:
+            for w in list(self._workers):
+                self._retire(w)
+            if self._zygote is not None:
+                self._zygote.close()
+            failed = Score(0.0, {"reason": "scoring pool closed", "error": True})
+            with self._lock:
+                pending = list(self._pending)
+                self._pending.clear()
+            for t in pending:
+                if not t.future.done():
+                    t.future.set_result(failed)
+
+    def _serve(self) -> None:
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                self._assign()
+            now = time.monotonic()
+            limits = [w.deadline for w in self._workers if w.inflight]
+            limits += [w.started + STARTUP_TIMEOUT for w in self._workers if not w.ready]
+            wait_for = max(0.0, min(limits) - now) if limits else None
+            by_conn = {w.conn: w for w in self._workers}
+            try:
+                ready = wait([*by_conn, self._wake_r], timeout=wait_for)
+            except OSError:
+                ready = []
+            for obj in ready:
+                if obj is self._wake_r:
+                    try:
+                        while self._wake_r.recv(4096):
+                            pass
+                    except (BlockingIOError, OSError):
+                        pass
+                    continue
+                w = by_conn[obj]
+                if w in self._workers:
+                    with self._lock:
+                        self._on_message(w)
+            now = time.monotonic()
+            with self._lock:
+                for w in list(self._workers):
+                    if w.inflight and now >= w.deadline:
+                        self._on_timeout(w)
+                    elif not w.ready and now >= w.started + STARTUP_TIMEOUT:
+                        self._start_failures += 1
+                        self._retire(w)
+
+
+_POOLS: dict[int, ScoringPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def get_pool(workers: int | None = None) -> ScoringPool:
+    """The shared pool with `workers` processes (one per size, started on first use)."""
+    size = max(1, int(workers or default_workers()))
+    with _POOLS_LOCK:
+        pool = _POOLS.get(size)
+        if pool is not None and pool.modules != tuple(extra_modules()):  # a verifier registered since
+            pool.close()
+            pool = None
+        if pool is None or pool._closed:
+            pool = _POOLS[size] = ScoringPool(size)
+        return pool
+
+
+@atexit.register
+def shutdown_pools() -> None:
+    """Stop every shared pool (their workers die with them)."""
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for p in pools:
+        p.close()
+
+
+def score_batch(
+    records: Sequence[Mapping[str, Any]],
+    responses: Sequence[Any],
+    workers: int | None = None,
+    timeout: float | None = None,
+    *,
+    require_think_close: bool = False,
+    pool: ScoringPool | None = None,
+) -> list[Score]:
+    """Score `responses[i]` against `records[i]` on worker processes; results in input order.
+
+    `workers`: processes (None: one per available core; 0: score in this process, without a time
+    limit). `timeout`: hard limit in seconds per item (None: each verifier's default, see
+    `item_timeout`). An item that runs over scores 0 with `details["timeout"] = True`; one whose worker
+    crashes scores 0 with the reason. Raises VerifierError (naming the index) for a malformed record.
+    `pool`: a ScoringPool of your own (default: the shared pool of `workers` processes).
+    """
+    if len(records) != len(responses):
+        raise ValueError(f"score_batch: {len(records)} records but {len(responses)} responses")
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"score_batch: timeout must be > 0 seconds, got {timeout}")
+    if workers is not None and workers < 0:
+        raise ValueError(f"score_batch: workers must be >= 0, got {workers}")
+    timeouts = []
+    for i, rec in enumerate(records):
+        try:
+            check_record(rec)
+            _, meta = record_verifier(rec)
+        except VerifierError as exc:
+            raise VerifierError(f"score_batch: item {i}: {exc}") from None
+        timeouts.append(float(timeout) if timeout is not None else item_timeout(meta))
+    if not records:
+        return []
+    if workers == 0:
+        return [score(r, x, require_think_close=require_think_close) for r, x in zip(records, responses, strict=True)]
+    futures = (pool or get_pool(workers)).submit(records, responses, timeouts, require_think_close)
+    return [f.result() for f in futures]

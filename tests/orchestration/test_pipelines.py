@@ -1,0 +1,114 @@
+"""Compile every pipeline variant for the three example specs and check the compiled package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from m2rl.orchestration.package import compile_package, read_package
+from m2rl.spec import load_spec
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = ["smoke", "demo", "qwen3-4b-paper"]
+
+
+def _tasks(pipeline_spec: dict) -> dict[str, dict]:
+    """display name -> task of the root DAG."""
+    return {t["taskInfo"]["name"]: t for t in pipeline_spec["root"]["dag"]["tasks"].values()}
+
+
+def _executor(pipeline_spec: dict, task: dict) -> str:
+    return pipeline_spec["components"][task["componentRef"]["name"]]["executorLabel"]
+
+
+def _expected(spec, paradigms: list[str]) -> set[str]:
+    names = {"data", "analyze", "report", "evaluate base"}
+    if "merge" in paradigms:
+        names |= {f"train {d}" for d in spec.domains} | {f"evaluate single-{d}" for d in spec.domains}
+        names |= {f"merge {m.label}" for m in spec.merge.methods}
+        names |= {f"evaluate merge-{m.label}" for m in spec.merge.methods}
+    if "mix" in paradigms:
+        names |= {"train mix", "evaluate mix"}
+    return names
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+@pytest.mark.parametrize("variant", ["study", "mix", "merge"])
+def test_compiled_package(tmp_path, example, variant):
+    spec = load_spec(REPO / "examples" / f"{example}.yaml")
+    ps, platform = read_package(compile_package(spec, tmp_path / "p.yaml", variant))
+    paradigms = {"study": spec.paradigms, "mix": ["mix"], "merge": ["merge"]}[variant]
+    tasks = _tasks(ps)
+    assert set(tasks) == _expected(spec, paradigms)  # one task per domain / method / model, nothing else
+    executors = ps["deploymentSpec"]["executors"]
+    k8s_exec = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    k8s = spec.kubernetes
+    for name, task in tasks.items():
+        label = _executor(ps, task)
+        container, conf = executors[label]["container"], k8s_exec[label]
+        gpu = name.split()[0] in ("train", "evaluate")
+        res = k8s.gpu_step if gpu else k8s.cpu_step
+        assert container["image"] == (k8s.gpu_image if gpu else k8s.cpu_image), name
+        assert container["resources"]["resourceCpuRequest"] == res.cpu
+        assert container["resources"]["resourceMemoryLimit"] == res.memory
+        accel = container["resources"].get("accelerator")
+        if gpu:
+            assert accel == {"resourceType": "nvidia.com/gpu", "resourceCount": str(res.gpus),
+                             "type": "nvidia.com/gpu", "count": str(res.gpus)}, name
+            assert conf.get("nodeSelector", {}).get("labels", {}) == k8s.node_selector
+            assert len(conf.get("tolerations", [])) == len(k8s.tolerations)
+            shm = conf["emptyDirMounts"][0]
+            assert (shm["mountPath"], shm["medium"], shm["sizeLimit"]) == ("/dev/shm", "Memory", k8s.shm_size)
+        else:
+            assert accel is None, name
+            assert "nodeSelector" not in conf and "tolerations" not in conf and "emptyDirMounts" not in conf
+        assert conf["imagePullPolicy"] == k8s.image_pull_policy
+        secrets = {(s["secretName"], e["envVar"]) for s in conf["secretAsEnv"] for e in s["keyToEnv"]}
+        assert {(k8s.s3_secret, "AWS_ACCESS_KEY_ID"), (k8s.s3_secret, "AWS_SECRET_ACCESS_KEY")} <= secrets
+        if k8s.mlflow_secret:
+            assert (k8s.mlflow_secret, "MLFLOW_TRACKING_PASSWORD") in secrets
+        else:
+            assert not any(e.startswith("MLFLOW_TRACKING_") for _, e in secrets)
+        assert int(conf["securityContext"]["runAsUser"]) == k8s.run_as_user
+
+
+def test_paper_cluster_settings(tmp_path):
+    """The paper spec's node selector, toleration and secrets land on the GPU tasks as written."""
+    spec = load_spec(REPO / "examples" / "qwen3-4b-paper.yaml")
+    ps, platform = read_package(compile_package(spec, tmp_path / "p.yaml"))
+    task = _tasks(ps)["train math"]
+    conf = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"][_executor(ps, task)]
+    assert conf["nodeSelector"]["labels"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    assert conf["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert {s["secretName"] for s in conf["secretAsEnv"]} == {"m2rl-s3", "m2rl-mlflow"}
+    res = ps["deploymentSpec"]["executors"][_executor(ps, task)]["container"]["resources"]
+    assert res["accelerator"]["resourceCount"] == "8" and res["resourceMemoryRequest"] == "512Gi"
+
+
+def test_dag_edges(tmp_path):
+    """Artifacts flow data -> train -> evaluate and analyze -> report; merges wait for every expert."""
+    spec = load_spec(REPO / "examples" / "smoke.yaml")
+    ps, _ = read_package(compile_package(spec, tmp_path / "p.yaml"))
+    by_key = ps["root"]["dag"]["tasks"]
+    name = {k: t["taskInfo"]["name"] for k, t in by_key.items()}
+    deps = {name[k]: {name[d] for d in t.get("dependentTasks", [])} for k, t in by_key.items()}
+    assert deps["train math"] == {"data"}
+    assert deps["merge ties"] == {f"train {d}" for d in spec.domains}
+    assert deps["evaluate merge-ties"] == {"merge ties"}
+    assert deps["evaluate base"] == {"data"}
+    assert deps["analyze"] == {n for n in name.values() if n.startswith("evaluate ")}
+    assert deps["report"] == {"analyze"}
+    art = by_key[next(k for k, n in name.items() if n == "evaluate mix")]["inputs"]["artifacts"]["model"]
+    assert art["taskOutputArtifact"]["outputArtifactKey"] == "model"
+    params = ps["root"]["inputDefinitions"]["parameters"]
+    assert set(params) == {"spec_json", "parent_run_id"}
+    from m2rl.orchestration.stages import spec_from_json
+
+    assert spec_from_json(params["spec_json"]["defaultValue"]) == spec
+
+
+def test_compile_rejects_non_yaml(tmp_path):
+    spec = load_spec(REPO / "examples" / "smoke.yaml")
+    with pytest.raises(ValueError, match=r"\.yaml"):
+        compile_package(spec, tmp_path / "p.json")
