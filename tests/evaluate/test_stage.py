@@ -189,7 +189,7 @@ class Recorder:
 
 
 @pytest.mark.parametrize("case", ["unknown benchmark", "missing dataset", "no weights", "unknown backend",
-                                  "duplicate"])
+                                  "duplicate", "unknown verifier"])
 def test_bad_input_fails_before_generation(case, tiny_model, tmp_path, monkeypatch):
     import m2rl.evaluate.stage as stage
 
@@ -205,6 +205,7 @@ def test_bad_input_fails_before_generation(case, tiny_model, tmp_path, monkeypat
         "no weights": r"model .*empty-model.*no \*.safetensors weights",
         "unknown backend": "unknown backend 'sglang'",
         "duplicate": "benchmark 'builtin_math' listed twice",
+        "unknown verifier": r"builtin_math: record 'r1': unknown verifier type 'oracle'",
     }[case]
     if case == "unknown benchmark":
         specs = [specs[0], BenchmarkSpec(name="aime2024")]
@@ -214,8 +215,15 @@ def test_bad_input_fails_before_generation(case, tiny_model, tmp_path, monkeypat
         model = str(empty)
     elif case == "unknown backend":
         backend = "sglang"
-    else:
+    elif case == "duplicate":
         specs = specs * 2
+    else:
+        from m2rl.records import write_records
+
+        write_records(tmp_path / "eval.parquet", [{"id": "r1", "domain": "math", "label": "1", "source": "t",
+                                                   "prompt": [{"role": "user", "content": "1?"}],
+                                                   "verifier": {"type": "oracle"}}])
+        specs = [BenchmarkSpec(name="builtin_math", path=str(tmp_path / "eval.parquet"))]
     with pytest.raises(EvalError, match=match):
         evaluate(model, specs, str(tmp_path / "out"), backend=backend, settings=SETTINGS, track=False)
     assert Recorder.built == 0 and not (tmp_path / "out").exists()

@@ -9,6 +9,8 @@ import sys
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from m2rl.data.builtin import generate
 from m2rl.verifiers.ifeval import loose_variants, verify_ifeval
@@ -170,3 +172,20 @@ def test_megabyte_backtracking_bait_scores_fast(bait):
         s = verify_ifeval(text, "", meta([iid], [kwargs]))
         assert 0.0 <= s.value <= 1.0 and "reasons" not in s.details, (iid, s.details)
         assert time.perf_counter() - start < 5, (iid, bait)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from("*-\n[]<>\"'.!?,;: \t#"), max_size=300),
+       mode=st.sampled_from(["strict", "loose"]))
+def test_never_raises_whatever_the_response(text, mode):
+    ids = [c[0] for c in CASES]
+    s = verify_ifeval(text, "", meta(ids, [c[1] for c in CASES], mode=mode, reward="fraction"))
+    assert 0.0 <= s.value <= 1.0
+    assert "reasons" not in s.details, s.details["reasons"]
+
+
+def test_lone_surrogates_and_odd_unicode():
+    text = "Bad \ud800 bytes \udfff here. İstanbul ß ﬁ 🍵\u200b. ******\n* x\n<<t>>"
+    for mode in ("strict", "loose"):
+        s = verify_ifeval(text, "", meta([c[0] for c in CASES], [c[1] for c in CASES], mode=mode, reward="fraction"))
+        assert 0.0 < s.value < 1.0 and "reasons" not in s.details

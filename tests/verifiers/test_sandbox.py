@@ -334,3 +334,15 @@ def test_remote_backend_errors_are_reported(fusion_url):
     dead = sandbox.RemoteBackend("http://127.0.0.1:9", request_timeout_s=1)
     res = sandbox.run_tests("print(1)", [{"stdin": ""}], backend=dead)
     assert res.error and not res.runs
+
+
+def test_concurrent_calls_from_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i):
+        return sandbox.run_tests("print(int(input()) ** 2)", [{"stdin": f"{i}\n"}, {"stdin": f"{i + 1}\n"}])
+
+    with ThreadPoolExecutor(4) as ex:
+        results = list(ex.map(one, range(8)))
+    assert [[r.stdout for r in res.runs] for res in results] == [[f"{i * i}\n", f"{(i + 1) ** 2}\n"] for i in range(8)]
+    assert len({res.isolation["uid"] for res in results}) == 8 or results[0].isolation["uid"] is None

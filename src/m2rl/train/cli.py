@@ -11,9 +11,13 @@ import typer
 def train_command(
     spec: Path = typer.Argument(..., help="Experiment spec (YAML)."),
     run: str = typer.Option(..., "--run", help="A domain of the spec, or 'mix' for the blended run."),
-    data: str = typer.Option(..., "--data", help="Train records parquet (local or s3://), e.g. data/train/math.parquet."),
+    data: str = typer.Option(
+        None, "--data", help="Train records parquet (local or s3://); default <artifact_root>/data/train/<run>.parquet."
+    ),
     base: str = typer.Option(None, "--base", help="Base model: HF id, folder, s3:// URI; default spec.base_model."),
-    out: str = typer.Option(..., "--out", "-o", help="Checkpoint folder or s3:// URI to write."),
+    out: str = typer.Option(
+        None, "--out", "-o", help="Checkpoint folder or s3:// URI; default <artifact_root>/models/<single-run|mix>."
+    ),
     checkpoints: str = typer.Option(
         None, "--checkpoints", help="Periodic checkpoints (resume); default <artifact_root>/checkpoints/<out name>."
     ),
@@ -22,10 +26,12 @@ def train_command(
     """Train one model with GRPO (TRL on the CPU, OpenRLHF on GPUs) and write a Hugging Face checkpoint."""
     from m2rl import storage, tracking
     from m2rl.commands import _load
-    from m2rl.train import TrainError, describe, train
+    from m2rl.train import MIX, TrainError, describe, train
 
     s = _load(spec)
     base_ref = base or s.base_model
+    data = data or storage.join(s.artifact_root, "data", "train", f"{run}.parquet")
+    out = out or storage.join(s.artifact_root, "models", run if run == MIX else f"single-{run}")
     try:
         if dry_run:
             cmd = describe(s, run, data, base_ref, out, checkpoint_dir=checkpoints)

@@ -29,6 +29,7 @@ MAX_DEPTH = 24
 MAX_LOG10 = 1e5  # an expression whose value has more digits than this is never evaluated
 MAX_NODES = 4000
 _BOX_SCAN = 20000  # characters scanned for the closing brace of a \boxed{
+_BOX_TRIES = 16  # unclosed \boxed{ tried from the end before giving up
 
 _ANSWER_RE = re.compile(r"answer[ \t*]{0,4}[:\uff1a]", re.IGNORECASE)
 _NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
@@ -79,7 +80,9 @@ def _box_content(text: str, start: int) -> str | None:
 
 def _last_box(text: str) -> str | None:
     pos = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    while pos >= 0:
+    for _ in range(_BOX_TRIES):  # unclosed boxes: look back a few, never scan the text once per box
+        if pos < 0:
+            break
         got = _box_content(text, pos)
         if got is not None:
             return got

@@ -205,13 +205,14 @@ class LocalBackend:
         is_root = os.geteuid() == 0
         py_paths = _python_paths()
         uid = _fresh_uid() if is_root else None
-        if uid is not None and self.mode == "basic" and not all(_world_traversable(p) for p in py_paths):
-            uid = None  # a dropped uid could not import the standard library (e.g. under /root)
+        # without namespaces the program sees the host's files: a dropped uid could not import the
+        # standard library when it lives somewhere private (e.g. pyenv under /root)
+        basic_uid = uid if uid is not None and all(_world_traversable(p) for p in py_paths) else None
         if uid is not None:
             os.chown(scratch, uid, uid)
         job = {"code": code, "tests": [dict(t) for t in tests], "fn_name": fn_name, "timeout": float(timeout),
                "limits": asdict(limits), "mode": self.mode, "scratch": scratch, "uid": uid,
-               "sys_path": py_paths, "binds": _bind_roots(py_paths)}
+               "basic_uid": basic_uid, "sys_path": py_paths, "binds": _bind_roots(py_paths)}
         payload = marshal.dumps(job)
         result = SandboxResult()
         proc = None
@@ -235,8 +236,8 @@ class LocalBackend:
                     except OSError:
                         pass
                 proc.wait()
-            if uid is not None and result.isolation.get("mode") != "namespaces":
-                _kill_uid(uid)
+            if result.isolation.get("mode") == "basic" and result.isolation.get("uid") is not None:
+                _kill_uid(result.isolation["uid"])
             shutil.rmtree(scratch, ignore_errors=True)
         return result
 

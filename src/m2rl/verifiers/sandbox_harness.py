@@ -76,8 +76,7 @@ def _bind(libc, src: str, target: str, readonly: bool = True) -> None:
 
 
 def _h_build_root(libc, job: dict) -> None:
-    """New namespaces and the private root (tmpfs on the scratch folder; the host sees none of it)."""
-    _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+    """The private root, in the new mount namespace: a tmpfs on the scratch folder (the host sees none of it)."""
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
     root = job["scratch"]
     _mount(libc, "m2rl-sandbox", root, "tmpfs", MS_NOSUID | MS_NODEV,
@@ -395,21 +394,30 @@ def _h_main() -> None:
         raw.extend(chunk)
     job = marshal.loads(bytes(raw))
     ctx = dict(job, libc=_libc())
-    info = {"mode": "basic", "uid": job["uid"], "scratch": job["scratch"], "network": False,
-            "filesystem": False, "pid_namespace": False, "dedicated_uid": job["uid"] is not None,
+    info = {"mode": "basic", "uid": job["basic_uid"], "scratch": job["scratch"], "network": False,
+            "filesystem": False, "pid_namespace": False, "dedicated_uid": job["basic_uid"] is not None,
             "rlimits": ["CPU", "AS", "FSIZE", "NPROC", "NOFILE", "CORE"]}
     if job["mode"] in ("auto", "namespaces") and job["uid"] is not None:
+        libc = ctx["libc"]
         try:
-            _h_build_root(ctx["libc"], job)
-            info.update(mode="namespaces", network=True, filesystem=True, pid_namespace=True)
+            _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
         except OSError as exc:
             if job["mode"] == "namespaces":
                 _send(out_fd, {"error": f"namespaces unavailable: {exc}"})
                 return
             info["namespaces_error"] = str(exc)
+        else:
+            try:
+                _h_build_root(libc, job)
+            except OSError as exc:  # inside new namespaces already: no way back to basic mode
+                _send(out_fd, {"error": f"sandbox root could not be built: {exc}"})
+                return
+            info.update(mode="namespaces", uid=job["uid"], dedicated_uid=True, network=True, filesystem=True,
+                        pid_namespace=True)
     elif job["mode"] == "namespaces":
         _send(out_fd, {"error": "namespaces mode needs root"})
         return
+    ctx["uid"] = info["uid"]
     ctx["mode"] = info["mode"]
     ctx["pid_ns"] = info["pid_namespace"]
     _send(out_fd, info)

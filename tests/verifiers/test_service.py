@@ -1,0 +1,145 @@
+"""The reward service over real HTTP on 127.0.0.1: OpenRLHF-shaped payloads of every domain, limits."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from m2rl.verifiers import encode_label
+from m2rl.verifiers.service import ServiceConfig, make_server
+from tests.conftest import free_port, wait_http
+from tests.verifiers.domain_cases import ALL_DOMAINS, cases
+
+
+def chatml(rec: dict) -> str:
+    turns = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in rec["prompt"])
+    return turns + "<|im_start|>assistant\n"
+
+
+def payload(items) -> dict:
+    return {"query": [chatml(r) + resp + "<|im_end|>" for r, resp in items],
+            "prompts": [chatml(r) for r, _ in items], "labels": [encode_label(r) for r, _ in items]}
+
+
+def post(url: str, body: bytes | dict, headers: dict | None = None) -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@pytest.fixture(scope="module")
+def server():
+    srv = make_server("127.0.0.1", 0, ServiceConfig(max_body_bytes=2_000_000, max_items=64, max_concurrent=2,
+                                                    max_queue=4, workers=2, timeout=30))
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_health(server):
+    with urllib.request.urlopen(server.url + "/health", timeout=5) as r:
+        body = json.loads(r.read())
+    assert r.status == 200 and body["status"] == "ok" and body["max_concurrent"] == 2
+
+
+def test_mixed_batch_of_every_domain(server):
+    items, want, doms = [], [], []
+    for domain in ALL_DOMAINS:
+        for rec, good, bad in cases(domain, 3):
+            items += [(rec, good), (rec, bad)]
+            want += [1.0, 0.0]
+            doms += [domain, domain]
+    status, body = post(server.url + "/get_reward", payload(items))
+    assert status == 200, body
+    assert body["rewards"] == want and body["scores"] == want
+    for d in ALL_DOMAINS:
+        assert body["extra_logs"][f"m2rl/{d}/count"] == [1.0 if x == d else 0.0 for x in doms]
+
+
+def test_concurrent_requests(server):
+    per_domain = {d: cases(d, 4) for d in ALL_DOMAINS}
+
+    def one(i: int) -> tuple[int, list[float], list[float]]:
+        d = ALL_DOMAINS[i % len(ALL_DOMAINS)]
+        rec, good, bad = per_domain[d][i % 4]
+        items = [(rec, good), (rec, bad)]
+        for _ in range(20):
+            status, body = post(server.url, payload(items))
+            if status != 503:
+                return status, body.get("rewards"), [1.0, 0.0]
+            time.sleep(0.2)
+        return status, body, [1.0, 0.0]
+
+    with ThreadPoolExecutor(12) as ex:
+        results = list(ex.map(one, range(24)))
+    for status, got, want in results:
+        assert status == 200 and got == want
+
+
+def test_errors_are_clear_4xx(server):
+    status, body = post(server.url, b"x" * 2_000_001)
+    assert status == 413 and "over the limit" in body["error"]
+    status, body = post(server.url, {"query": ["a"] * 65, "prompts": [""] * 65, "labels": ["x"] * 65})
+    assert status == 413 and "limit is 64" in body["error"]
+    status, body = post(server.url, b"{not json")
+    assert status == 400 and "JSON" in body["error"]
+    status, body = post(server.url, {"query": ["a", "b"], "prompts": [""], "labels": ["x", "y"]})
+    assert status == 400 and "prompts" in body["error"]
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+    conn.putrequest("POST", "/")
+    conn.endheaders()
+    r = conn.getresponse()
+    assert r.status == 411
+    conn.close()
+
+
+def test_bad_label_scores_zero_not_the_request(server):
+    rec, good, _ = cases("math", 1)[0]
+    body = payload([(rec, good)])
+    body["query"].append("Answer: 1")
+    body["prompts"].append("")
+    body["labels"].append("not an m2rl label")
+    status, out = post(server.url, body)
+    assert status == 200 and out["rewards"] == [1.0, 0.0] and out["extra_logs"]["m2rl/error"] == [0.0, 1.0]
+
+
+def test_full_queue_gets_503():
+    srv = make_server("127.0.0.1", 0, ServiceConfig(max_concurrent=1, max_queue=0, workers=1))
+    with srv.admit_lock:
+        srv.admitted = 1  # one request is being scored
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        status, body = post(srv.url, {"query": [], "prompts": [], "labels": []})
+        assert status == 503 and "capacity" in body["error"]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_cli_serve_rewards():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "m2rl.cli", "serve-rewards", "--port", str(port), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", proc, timeout=60)
+        rec, good, bad = cases("science", 1)[0]
+        status, body = post(f"http://127.0.0.1:{port}", payload([(rec, good), (rec, bad)]))
+        assert status == 200 and body["rewards"] == [1.0, 0.0]
+    finally:
+        proc.terminate()
+        proc.wait(10)
