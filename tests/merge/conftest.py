@@ -76,3 +76,12 @@ def tiny_grid(tmp_path_factory):
     base = quantize_model(resolve_model("random:tiny:1", cache=root / "cache"), root / "base", q)
     experts = [make_expert(base, root / f"e{i}", 10 + i, sigma=0.004, quantum=q) for i in range(4)]
     return base, experts
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared CI machine, multi-threaded SVDs and reductions mostly spin."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
