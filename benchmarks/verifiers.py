@@ -111,10 +111,11 @@ def main() -> None:
             f"{'2,048 s':>9}{'goal/s':>8}{'mean':>6}{'t/o':>5}")
     print(head)
     print("-" * len(head))
-    for v, n, rate, srate, ratio, p50, p99, step, goal, mean, tos, ns in rows:
+    for v, _n, rate, srate, ratio, p50, p99, step, goal, mean, tos, _ns in rows:
         print(f"{v:<11}{rate:>12,.0f}{srate:>15,.0f}{ratio:>7.2f}{p50:>9.3f}{p99:>9.3f}{step:>9.2f}{goal:>8,}"
               f"{mean:>6.2f}{tos:>5}")
-    print("pool = score_batch on all cores with the hard per-item timeout; in-proc = score() one at a time "
+    print("pool = score_batch on all cores with the hard per-item timeout (mcqa and tool_calls are inline_safe: "
+          "score_batch scores them in the caller); in-proc = score() one at a time "
           "(p50/p99 are its per-item latencies); ratio = pool / in-proc; 2,048 s = one GRPO step's scoring "
           "time at the pool rate; goal = the issue's target on 2 cores.")
     if missing:

@@ -33,7 +33,7 @@ PAPER = {
 }
 PATHS = OpenRLHFPaths(
     pretrain="/models/base", prompt_data="/job/prompts.jsonl", output_dir="/job/hf", ckpt_path="/job/ckpt",
-    reward="/opt/m2rl/reward_hook.py", tensorboard_dir="/job/tb",
+    reward="/opt/m2rl/verifiers/openrlhf_reward.py", tensorboard_dir="/job/tb",
 )
 
 
@@ -42,7 +42,7 @@ def golden(steps: int, name: str) -> list[str]:
         "--actor.num_nodes", "1", "--actor.num_gpus_per_node", "8",
         "--vllm.num_engines", "8", "--vllm.tensor_parallel_size", "1", "--vllm.gpu_memory_utilization", "0.6",
         "--train.colocate_all", "--vllm.enable_sleep", "--ds.enable_sleep",
-        "--actor.model_name_or_path", "/models/base", "--reward.remote_url", "/opt/m2rl/reward_hook.py",
+        "--actor.model_name_or_path", "/models/base", "--reward.remote_url", "/opt/m2rl/verifiers/openrlhf_reward.py",
         "--data.prompt_dataset", "/job/prompts.jsonl", "--data.input_key", "prompt", "--data.label_key", "label",
         "--data.apply_chat_template", "--data.max_samples", str(steps * 128), "--train.num_episodes", "1",
         "--data.max_len", "18432", "--rollout.max_new_tokens", "16384",
@@ -78,7 +78,7 @@ def test_paper_commands_are_golden_and_parse(openrlhf_parser, run, steps, name):
     assert list(args.actor.eps_clip_low_high) == [0.2, 0.28]
     assert args.data.max_samples == steps * 128 and args.train.num_episodes == 1
     assert args.data.max_len == 2048 + 16384 and args.rollout.max_new_tokens == 16384
-    assert args.reward.remote_url == ["/opt/m2rl/reward_hook.py"]
+    assert args.reward.remote_url == ["/opt/m2rl/verifiers/openrlhf_reward.py"]
     assert args.ckpt.load_enable and args.ckpt.save_hf and args.ckpt.save_steps == 20
     assert args.train.colocate_all and args.vllm.enable_sleep and args.ds.enable_sleep
     assert args.ds.zero_stage == 3 and args.ds.packing_samples
@@ -165,52 +165,84 @@ def test_bad_spec_values_fail_with_field(train, message):
     assert message in str(err.value)
 
 
-def test_prompt_file_and_reward_hook_as_openrlhf_calls_it(tmp_path):
-    """The hook file loaded by path and called one sample at a time, as OpenRLHF's executor does, with
-    records of every domain; the prompt file holds steps x rollout prompts with the verifier labels."""
-    verifiers = pytest.importorskip("m2rl.verifiers")
-    from tests.train.conftest import domain_records
+def _good_response(rec: dict) -> str:
+    """A response the record's verifier accepts (math, science, agent, code); None for if."""
+    v = rec["verifier"]
+    if rec["domain"] in ("math", "science"):
+        return f"Let me think.\nAnswer: {rec['label']}"
+    if rec["domain"] == "agent":
+        return "".join(f"<tool_call>{json.dumps(c)}</tool_call>" for c in v["ground_truth"])
+    if rec["domain"] == "code":
+        table = dict(zip(v["unit_tests"]["inputs"], v["unit_tests"]["outputs"], strict=True))
+        return f"```python\nimport sys\nprint({table!r}[sys.stdin.read()], end='')\n```"
+    return None
 
+
+def test_prompt_file_and_reward_hook_as_openrlhf_calls_it(tmp_path, tmp_cache):
+    """OpenRLHF's way: the hook file loaded by path, called one sample at a time from threads, each query
+    the decoded prompt + response with special tokens kept, labels from the prompt file, records of every
+    domain; the per-domain rewards come back through the averaged extra_logs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from transformers import AutoTokenizer
+
+    from m2rl import verifiers
+    from m2rl.models import resolve_model
     from m2rl.records import write_records
     from m2rl.spec import DOMAINS
     from m2rl.train import plan
     from m2rl.train.backends.openrlhf import reward_hook_path, write_prompts
     from m2rl.train.metrics import map_openrlhf_scalars
+    from tests.train.conftest import domain_records
 
     records = [r for d in DOMAINS for r in domain_records(d, 2)]
     write_records(tmp_path / "mix.parquet", records)
-    spec = spec_from_dict({**PAPER, "train": {**PAPER["train"], "rollout_batch_size": 4, "steps": 3, "mix_steps": 4}})
+    spec = spec_from_dict({**PAPER, "train": {**PAPER["train"], "rollout_batch_size": 4, "train_batch_size": None,
+                                              "micro_rollout_batch_size": 1, "steps": 3, "mix_steps": 4}})
     job = plan(spec, "mix", str(tmp_path / "mix.parquet"), "base", str(tmp_path / "out"))
     job.data_local = tmp_path / "mix.parquet"
     n = write_prompts(job, tmp_path / "prompts.jsonl")
     rows = [json.loads(line) for line in (tmp_path / "prompts.jsonl").read_text().splitlines()]
-    assert n == len(rows) == 4 * 4
+    assert n == len(rows) == 4 * 4  # mix_steps x rollout_batch_size prompts, --data.max_samples
     assert {r["datasource"] for r in rows} == set(DOMAINS)
     by_id = {r["id"]: r for r in records}
+    labels = {}
     for row in rows:
         assert row["prompt"] == by_id[row["id"]]["prompt"]
-        assert verifiers.decode_label(row["label"])  # the verifier metadata travels in the label
+        decoded = verifiers.decode_label(row["label"])  # the verifier metadata travels in the label
+        assert decoded["verifier"] == by_id[row["id"]]["verifier"] and decoded["domain"] == row["datasource"]
+        labels[row["id"]] = row["label"]
+    assert set(labels) == set(by_id)  # 16 prompts out of 10 records: every record is in the file
 
     spec_ = importlib.util.spec_from_file_location("reward_func", reward_hook_path())
     hook = importlib.util.module_from_spec(spec_)
     spec_.loader.exec_module(hook)
-    answers = {"math": lambda r: f"Answer: {r['label']}", "science": lambda r: f"Answer: {r['label']}"}
-    sums: dict[str, list[float]] = {}
+    tok = AutoTokenizer.from_pretrained(resolve_model("random:tiny"))
+    calls = []
     for rec in records:
-        prompt = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in rec["prompt"])
-        prompt += "<|im_start|>assistant\n"
-        response = answers.get(rec["domain"], lambda r: "I do not know.")(rec)
-        out = hook.reward_func([prompt + response + "<|im_end|>"], [prompt], [json.loads(json.dumps(
-            next(r["label"] for r in rows if r["id"] == rec["id"])))])
+        prompt = tok.apply_chat_template(rec["prompt"], tokenize=False, add_generation_prompt=True)
+        for response in (_good_response(rec), "I do not know."):
+            if response is None:
+                continue
+            ids = tok(prompt, add_special_tokens=False)["input_ids"]
+            ids += tok(response + tok.eos_token, add_special_tokens=False)["input_ids"]
+            query = tok.decode(ids, skip_special_tokens=False)  # as OpenRLHF's SingleTurnAgentExecutor
+            assert query.endswith("<|im_end|>")
+            calls.append((rec, response, query, prompt))
+    with ThreadPoolExecutor(max_workers=8) as pool:  # asyncio.to_thread, one sample per call
+        outs = list(pool.map(lambda c: hook.reward_func([c[2]], [c[3]], [labels[c[0]["id"]]]), calls))
+    sums: dict[str, list[float]] = {}
+    for (rec, response, _, _), out in zip(calls, outs, strict=True):
         reward = float(out["rewards"].flatten()[0])
-        assert 0.0 <= reward <= 1.0
-        expected = verifiers.score(rec, response).value
-        assert reward == pytest.approx(expected), rec["domain"]
-        if rec["domain"] in answers:
-            assert reward == 1.0
+        assert reward == pytest.approx(verifiers.score(rec, response).value), (rec["domain"], response)
+        expect = 1.0 if response == _good_response(rec) else 0.0
+        if rec["domain"] != "if":
+            assert reward == expect, (rec["domain"], response)
         for key, val in out["extra_logs"].items():
             sums.setdefault(key, []).append(float(val.flatten()[0]))
     # OpenRLHF averages every extra log over the step's samples; the bridge recovers per-domain means.
     means = {f"train/{k}": sum(v) / len(v) for k, v in sums.items()}
     per_domain = map_openrlhf_scalars(means, list(DOMAINS))
-    assert per_domain["train/math/reward"] == 1.0 and per_domain["train/science/reward"] == 1.0
+    for d in ("math", "science", "agent", "code"):
+        assert per_domain[f"train/{d}/reward"] == pytest.approx(0.5), d  # one good, one bad per record
+    assert 0.0 <= per_domain["train/if/reward"] <= 1.0

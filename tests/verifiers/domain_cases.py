@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from m2rl.data.builtin import DOMAINS, generate, generate_problems
@@ -41,7 +41,7 @@ def _bad(domain: str, rec: dict[str, Any]) -> str:
     return ""  # an empty response breaks every length/keyword instruction the builtin set uses
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cases(domain: str, n: int) -> tuple[tuple[dict[str, Any], str, str], ...]:
     recs = generate(domain, 0, N)[:n]
     return tuple((r, _good(domain, r, i), _bad(domain, r)) for i, r in enumerate(recs))

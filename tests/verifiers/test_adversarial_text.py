@@ -85,7 +85,7 @@ def test_hostile_text_in_score_batch(pool):
     wall = time.monotonic() - t0
     assert len(got) == len(recs)
     assert all(0.0 <= s.value <= 1.0 for s in got)
-    slow = [(r["verifier"]["type"], n, s.details) for r, n, s in zip(recs, names * len(RECORDS), got)
+    slow = [(r["verifier"]["type"], n, s.details) for r, n, s in zip(recs, names * len(RECORDS), got, strict=True)
             if s.details.get("timeout")]
     assert not slow, slow  # the guards keep every hostile text well inside the limit
     # 120 items on 2 workers: even serially each stays under TIMEOUT + SLACK

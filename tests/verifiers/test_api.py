@@ -89,7 +89,7 @@ def test_score_batch_every_domain_in_order(pool):
             resps += [good, bad]
             want += [1.0, 0.0]
     got = score_batch(recs, resps, pool=pool, timeout=30)
-    assert [s.value for s in got] == want, [(r["id"], s.details) for r, s, w in zip(recs, got, want) if s.value != w]
+    assert [s.value for s in got] == want, [(r["id"], s.details) for r, s, w in zip(recs, got, want, strict=True) if s.value != w]
     assert score_batch(recs[:6], resps[:6], workers=0) == got[:6]
 
 
@@ -203,7 +203,7 @@ def test_trl_reward_func_every_domain_conversational_and_plain():
 
 def test_no_worker_left_after_close():
     p = ScoringPool(2)
-    assert score_batch([{"label": "A", "verifier": {"type": "mcqa"}}] * 4, ["A"] * 4, pool=p)[0].value == 1.0
+    assert score_batch([{"label": "2", "verifier": {"type": "math"}}] * 4, ["Answer: 2"] * 4, pool=p)[0].value == 1.0
     pids = p.worker_pids()
     zygote = p._zygote.proc.pid
     p.close()
@@ -212,3 +212,24 @@ def test_no_worker_left_after_close():
         time.sleep(0.05)
     assert not any(_alive(x) for x in [*pids, zygote])
     assert os.getpid()  # the test process itself is untouched
+
+
+def test_cli_score(tmp_path):
+    from typer.testing import CliRunner
+
+    from m2rl.cli import app
+    from m2rl.records import write_records
+
+    recs = [r for r, _, _ in cases("math", 3)]
+    write_records(tmp_path / "r.parquet", recs)
+    lines = [{"id": recs[0]["id"], "response": f"Answer: {recs[0]['label']}"}, {"id": recs[1]["id"], "response": "no"}]
+    (tmp_path / "resp.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    out = tmp_path / "scores.jsonl"
+    res = CliRunner().invoke(app, ["score", str(tmp_path / "r.parquet"), str(tmp_path / "resp.jsonl"),
+                                   "--out", str(out), "--workers", "2"])
+    assert res.exit_code == 0, res.output
+    got = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [g["score"] for g in got] == [1.0, 0.0] and got[0]["id"] == recs[0]["id"]
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"id": "nope", "response": "x"}) + "\n")
+    res = CliRunner().invoke(app, ["score", str(tmp_path / "r.parquet"), str(tmp_path / "bad.jsonl")])
+    assert res.exit_code != 0 and "nope" in res.output

@@ -100,6 +100,13 @@ def test_errors_are_clear_4xx(server):
     status, body = post(server.url, {"query": ["a", "b"], "prompts": [""], "labels": ["x", "y"]})
     assert status == 400 and "prompts" in body["error"]
     conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+    conn.putrequest("POST", "/")  # a claimed 1 GB body is refused before it is sent
+    conn.putheader("Content-Length", str(10**9))
+    conn.endheaders()
+    r = conn.getresponse()
+    assert r.status == 413 and "over the limit" in json.loads(r.read())["error"]
+    conn.close()
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
     conn.putrequest("POST", "/")
     conn.endheaders()
     r = conn.getresponse()
@@ -140,6 +147,33 @@ def test_cli_serve_rewards():
         rec, good, bad = cases("science", 1)[0]
         status, body = post(f"http://127.0.0.1:{port}", payload([(rec, good), (rec, bad)]))
         assert status == 200 and body["rewards"] == [1.0, 0.0]
+        rec, good, _ = cases("math", 1)[0]
+        assert post(f"http://127.0.0.1:{port}", payload([(rec, good)]))[1]["rewards"] == [1.0]
+        kids = _descendants(proc.pid)
+        assert kids  # the zygote and its worker
     finally:
         proc.terminate()
         proc.wait(10)
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in kids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in kids)  # nothing outlives the service
+
+
+def _descendants(pid: int) -> list[int]:
+    from m2rl.verifiers.pool import _children_map
+
+    kids, todo, out = _children_map(), [pid], []
+    while todo:
+        for c in kids.get(todo.pop(), ()):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

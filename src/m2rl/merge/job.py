@@ -17,7 +17,7 @@ import torch
 
 from m2rl.merge.io import InputError, SafetensorsSource, StreamingShardWriter
 
-DEFAULT_CHUNK_ELEMS = 1 << 22  # elements per model per chunk: 16 MB of float32
+DEFAULT_CHUNK_ELEMS = 1 << 20  # elements per model per chunk: 4 MB of float32
 
 
 @dataclass
@@ -61,7 +61,7 @@ class TensorJob:
                 raise InputError(f"{self.base_src.label}: tensor {self.name!r} has NaN or Inf values (base)")
             for i, src in enumerate(self.experts):
                 if not bool(torch.isfinite(deltas[i]).all()):
-                    raise InputError(f"{src.label}: tensor {self.name!r} has NaN or Inf values (its delta)")
+                    raise InputError(f"{src.label}: tensor {self.name!r} has NaN or Inf values (so has its delta)")
         deltas -= base
         if stop > self._checked_to and not bool(torch.isfinite(deltas).all()):
             i = next(i for i in range(self.n_models) if not bool(torch.isfinite(deltas[i]).all()))

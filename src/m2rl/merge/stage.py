@@ -153,6 +153,7 @@ def merge(
         base_src = SafetensorsSource(base_dir, f"base {base}")
         experts = [SafetensorsSource(d, f"model {m}") for d, m in zip(dirs, models, strict=True)]
         check_inputs(base_src, experts)
+        prints = [_fingerprint(s) for s in (base_src, *experts)]
     except InputError as exc:
         raise MergeError(str(exc)) from None
     impl = cls(p, len(experts))
@@ -189,7 +190,7 @@ def merge(
                 writer.abort()
             copy_side_files(base_dir, tmp)
             _set_config_dtype(tmp / "config.json", dtype)
-            card = _card(method, label, p.model_dump(mode="json"), dtype, base, base_src, models, experts,
+            card = _card(method, label, p.model_dump(mode="json"), dtype, base, base_src, models, prints,
                          names, writer.total_bytes, shards)
             (tmp / CARD_NAME).write_text(json.dumps(card, indent=2))
         return MergeResult(
@@ -228,17 +229,16 @@ def _set_config_dtype(path: Path, dtype: str) -> None:
     path.write_text(json.dumps(cfg, indent=2))
 
 
-def _card(method, label, params, dtype, base, base_src, models, experts, names, nbytes, shards) -> dict:
+def _card(method, label, params, dtype, base, base_src, models, prints, names, nbytes, shards) -> dict:
     from m2rl import __version__
 
-    def entry(uri: str, src: SafetensorsSource) -> dict:
-        what, digest = _fingerprint(src)
-        return {"uri": str(uri), "hashed": what, "sha256": digest}
+    def entry(uri: str, fingerprint: tuple[str, str]) -> dict:
+        return {"uri": str(uri), "hashed": fingerprint[0], "sha256": fingerprint[1]}
 
     return {
         "method": method, "label": label, "params": params, "seed": params.get("seed"),
         "dtype": dtype, "base_dtypes": sorted({t.dtype for t in base_src.tensors.values()}),
-        "base": entry(base, base_src), "models": [entry(m, s) for m, s in zip(models, experts, strict=True)],
+        "base": entry(base, prints[0]), "models": [entry(m, f) for m, f in zip(models, prints[1:], strict=True)],
         "tensors": len(names), "bytes": nbytes, "shards": shards, "index": INDEX_NAME,
         "m2rl_version": __version__,
     }

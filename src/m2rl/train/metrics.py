@@ -44,8 +44,10 @@ OPENRLHF_TAGS = {
     "train/actor_grad_norm": "train/grad_norm",
     "train/actor_lr": "train/lr",
     "train/timing/step_total": "train/step_seconds",
+    "train/m2rl/timeout": "train/reward_timeout_ratio",
+    "train/m2rl/error": "train/reward_error_ratio",
 }
-# Per-domain reward from the reward hook's `extra_logs`: OpenRLHF averages each key over all samples,
+# Per-domain reward from the verifiers' reward hook `extra_logs`: OpenRLHF averages each key over all samples,
 # so the hook reports `m2rl/<domain>/reward_sum` (reward if the sample is of that domain, else 0) and
 # `m2rl/<domain>/count` (1 or 0); their ratio is the domain's mean reward.
 OPENRLHF_DOMAIN_REWARD = "train/m2rl/{domain}/reward_sum"

@@ -93,3 +93,6 @@ def verify_mcqa(response: str, label: str, meta: Any) -> Score:
     if letter != gold:
         details["reason"] = "wrong option"
     return Score(1.0 if letter == gold else 0.0, details)
+
+
+verify_mcqa.inline_safe = True  # linear time, no evaluation: score_batch runs it in the caller

@@ -374,9 +374,16 @@ class ScoringPool:
                         pass
                     continue
                 w = by_conn[obj]
-                if w in self._workers:
-                    with self._lock:
+                with self._lock:
+                    # drain everything this worker has sent, then refill it at once
+                    for _ in range(4 * MAX_CHUNK):
+                        if w not in self._workers:
+                            break
                         self._on_message(w)
+                        if w not in self._workers or not w.conn.poll(0):
+                            break
+                    if w in self._workers and w.ready and not w.inflight and self._pending:
+                        self._assign()
             now = time.monotonic()
             with self._lock:
                 for w in list(self._workers):
@@ -430,6 +437,11 @@ def score_batch(
     `item_timeout`). An item that runs over scores 0 with `details["timeout"] = True`; one whose worker
     crashes scores 0 with the reason. Raises VerifierError (naming the index) for a malformed record.
     `pool`: a ScoringPool of your own (default: the shared pool of `workers` processes).
+
+    Verifiers marked `inline_safe` (`mcqa`, `tool_calls`: linear-time text scans and JSON parsing, no
+    evaluation, no code) are scored in the calling thread while the workers run the rest: a process
+    round trip costs more than they do. Their time is bounded by their algorithms (the adversarial
+    tests feed them 1 MB of backtracking bait), not by a kill.
     """
     if len(records) != len(responses):
         raise ValueError(f"score_batch: {len(records)} records but {len(responses)} responses")
@@ -449,5 +461,24 @@ def score_batch(
         return []
     if workers == 0:
         return [score(r, x, require_think_close=require_think_close) for r, x in zip(records, responses, strict=True)]
-    futures = (pool or get_pool(workers)).submit(records, responses, timeouts, require_think_close)
-    return [f.result() for f in futures]
+    inline = [is_inline(r) for r in records]
+    if not any(inline):
+        futures = (pool or get_pool(workers)).submit(records, responses, timeouts, require_think_close)
+        return [f.result() for f in futures]
+    out: list[Score | None] = [None] * len(records)
+    remote = [i for i, flag in enumerate(inline) if not flag]
+    futures = ((pool or get_pool(workers)).submit([records[i] for i in remote], [responses[i] for i in remote],
+                                                  [timeouts[i] for i in remote], require_think_close)
+               if remote else [])
+    for i, flag in enumerate(inline):  # scored here while the workers run the rest
+        if flag:
+            out[i] = score(records[i], responses[i], require_think_close=require_think_close)
+    for i, f in zip(remote, futures, strict=True):
+        out[i] = f.result()
+    return [s if s is not None else Score(0.0) for s in out]
+
+
+def is_inline(record: Mapping[str, Any]) -> bool:
+    """Whether a record's verifier is marked `inline_safe` (scored in the caller, see `score_batch`)."""
+    vtype, _ = record_verifier(record)
+    return bool(getattr(get_verifier(vtype), "inline_safe", False))

@@ -137,7 +137,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, {"error": f"bad Content-Length {length!r}"})
             return
         if n > cfg.max_body_bytes or n < 0:
-            self.close_connection = True  # the body is not read: the connection cannot be reused
+            self.close_connection = True
+            if 0 < n <= 2 * cfg.max_body_bytes:  # read (and drop) a moderately large body so the client sees the 413
+                left = n
+                while left > 0:
+                    got = self.rfile.read(min(left, 1 << 20))
+                    if not got:
+                        break
+                    left -= len(got)
             self._send(413, {"error": f"request body of {n} bytes is over the limit of {cfg.max_body_bytes}"})
             return
         with srv.admit_lock:

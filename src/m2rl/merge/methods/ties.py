@@ -50,8 +50,8 @@ def elect_sign(deltas: torch.Tensor) -> torch.Tensor:
 def disjoint_mean(deltas: torch.Tensor) -> torch.Tensor:
     """Mean over the models of the entries whose sign agrees with the elected sign (0 where none)."""
     agree = torch.sign(deltas) == elect_sign(deltas)
-    total = (deltas * agree).sum(dim=0)
-    return total / agree.sum(dim=0).clamp(min=1)
+    total = torch.where(agree, deltas, 0.0).sum(dim=0)
+    return total.div_(agree.sum(dim=0, dtype=torch.float32).clamp_(min=1))
 
 
 def _per_model(values: list[float], ndim: int) -> torch.Tensor:

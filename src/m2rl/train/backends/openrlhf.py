@@ -11,8 +11,9 @@ as `datasource`), builds the argument list from the spec (`m2rl.train.openrlhf_a
 While it trains, the stage follows OpenRLHF's TensorBoard event files into MLflow (`tb_bridge`) and
 mirrors its periodic checkpoints (`--ckpt.path`, DeepSpeed states + HF weights) to the checkpoint URI;
 a rerun restores them and OpenRLHF resumes (`--ckpt.load_enable`). Rewards: M2RL's verifiers through
-the reward hook file (`reward_hook.py`, `reward_func(queries, prompts, labels)`), or the reward service
-when `train.reward_url` is set.
+their OpenRLHF reward file (`m2rl/verifiers/openrlhf_reward.py`, `reward_func(queries, prompts, labels)`,
+loaded by path; it also reports each domain's reward in `extra_logs`), or the reward service when
+`train.reward_url` is set.
 """
 
 from __future__ import annotations
@@ -37,13 +38,14 @@ from m2rl.train.openrlhf_args import ENTRY_MODULE, OpenRLHFPaths, check_openrlhf
 from m2rl.train.registry import register_backend
 from m2rl.train.tb_bridge import TensorBoardBridge
 
-HOOK_MODULE = "m2rl.train.reward_hook"
 MIRROR_SECONDS = 60.0
 
 
 def reward_hook_path() -> str:
-    """Path of the reward hook file OpenRLHF loads (`--reward.remote_url <file>.py`)."""
-    return str(Path(__file__).resolve().parents[1] / "reward_hook.py")
+    """Path of the reward file OpenRLHF loads (`--reward.remote_url <file>.py`): the verifiers' hook."""
+    import m2rl.verifiers.openrlhf_reward as hook
+
+    return str(Path(hook.__file__).resolve())
 
 
 def planned_base(base: str) -> str:

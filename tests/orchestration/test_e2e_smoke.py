@@ -1,0 +1,89 @@
+"""End to end: examples/smoke.yaml through kfp.local, then again with one stage's output removed."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from m2rl import tracking
+from m2rl.orchestration.local import run_local
+from m2rl.spec import load_spec
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _children(parent: str) -> dict[tuple[str, str], object]:
+    runs = tracking.child_runs(parent)
+    out: dict[tuple[str, str], object] = {}
+    for r in runs:
+        key = (r.data.tags[tracking.TAG_STAGE], r.data.tags.get(tracking.TAG_MODEL, ""))
+        assert key not in out, f"two child runs for {key}"
+        out[key] = r
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_smoke_study_end_to_end(tmp_path, monkeypatch):
+    import mlflow
+
+    for var in ("MLFLOW_TRACKING_URI", "M2RL_PARENT_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(var, raising=False)
+    spec = load_spec(REPO / "examples" / "smoke.yaml").model_copy(
+        update={"artifact_root": str(tmp_path / "artifacts"), "work_dir": str(tmp_path / "work")})
+    log = io.StringIO()
+    t0 = time.monotonic()
+    first = run_local(spec, console=Console(file=log, width=200))
+    wall = time.monotonic() - t0
+    print(f"smoke study: {wall:.0f}s wall, first run")
+    assert set(first.statuses.values()) == {"done"} and len(first.statuses) == 20, first.statuses
+    html = Path(first.report_html).read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and "m2rl-smoke" in html
+    assert first.mlflow_ui == f"mlflow ui --backend-store-uri sqlite:///{tmp_path / 'work' / 'mlflow.db'}"
+
+    mlflow.set_tracking_uri(first.tracking_uri)
+    parent = mlflow.get_run(first.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags[tracking.TAG_STUDY] == "m2rl-smoke"
+    assert any(k.startswith("acc/") for k in parent.data.metrics), sorted(parent.data.metrics)[:10]
+    children = _children(first.parent_run_id)
+    trained = [f"single-{d}" for d in spec.domains] + ["mix"]
+    merged = [f"merge-{m.label}" for m in spec.merge.methods]
+    models = ["base", *trained, *merged]
+    expected = {("data", ""), ("analyze", ""), ("report", "")}
+    expected |= {("train", m) for m in trained} | {("merge", m) for m in merged} | {("evaluate", m) for m in models}
+    assert set(children) == expected
+    assert all(r.info.status == "FINISHED" for r in children.values())
+    for d in spec.domains:
+        tags = children[("train", f"single-{d}")].data.tags
+        assert (tags[tracking.TAG_PARADIGM], tags[tracking.TAG_DOMAIN]) == ("single", d)
+        assert f"train/{d}/reward" in children[("train", f"single-{d}")].data.metrics
+    assert children[("train", "mix")].data.tags[tracking.TAG_PARADIGM] == "mix"
+    for m in spec.merge.methods:
+        tags = children[("merge", f"merge-{m.label}")].data.tags
+        assert (tags[tracking.TAG_PARADIGM], tags[tracking.TAG_METHOD]) == ("merge", m.label)
+    for name in models:
+        run = children[("evaluate", name)]
+        paradigm = "base" if name == "base" else name.split("-")[0]
+        assert run.data.tags[tracking.TAG_PARADIGM] == paradigm
+        for b in spec.evaluate.benchmarks:
+            assert f"eval/{b.name}/avg_at_k" in run.data.metrics, (name, b.name)
+        assert Path(spec.artifact_root, "eval", name, "metrics.json").is_file()
+
+    # Second run, with one evaluation's output gone: it alone reruns, under the same parent run.
+    shutil.rmtree(Path(spec.artifact_root, "eval", "mix"))
+    t0 = time.monotonic()
+    second = run_local(spec, console=Console(file=log, width=200))
+    print(f"smoke study: {time.monotonic() - t0:.0f}s wall, second run")
+    assert second.parent_run_id == first.parent_run_id and second.resumed
+    assert second.statuses.pop("evaluate/mix") == "done"
+    assert set(second.statuses.values()) == {"cached"}
+    again = _children(first.parent_run_id)
+    assert set(again) == expected
+    assert again[("evaluate", "mix")].info.run_id != children[("evaluate", "mix")].info.run_id
+    assert again[("train", "mix")].info.run_id == children[("train", "mix")].info.run_id
+    assert "cached" in log.getvalue()
