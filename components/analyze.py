@@ -10,7 +10,6 @@ from components.images import CPU_IMAGE
 def analyze(spec_json: str, parent_run_id: str, models: list, analysis: Output[Artifact]):
     """Analyse the study's `models` (names under <artifact_root>/models) and the base into <artifact_root>/analysis."""
     from m2rl import storage
-    from m2rl.analysis import analyze as analyze_stage
     from m2rl.orchestration.stages import BASE, StageContext, publish
 
     ctx = StageContext(spec_json, parent_run_id)
@@ -21,6 +20,8 @@ def analyze(spec_json: str, parent_run_id: str, models: list, analysis: Output[A
     cards = {n: storage.join(e["uri"], "train_card.json") for n, e in entries.items() if n not in labels}
 
     def work() -> dict:
+        from m2rl.analysis import analyze as analyze_stage
+
         present = {n: c for n, c in cards.items() if storage.exists(c)}
         result = analyze_stage(ctx.spec, entries, ctx.spec.base_model, evals, present, out)
         return {"sections": result.sections, "verdict": result.verdict, "seconds": result.seconds}

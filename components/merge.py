@@ -9,9 +9,6 @@ from components.images import CPU_IMAGE
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def merge(spec_json: str, parent_run_id: str, label: str, model: Output[Model]):
     """Merge the experts of <artifact_root>/models/single-* by the spec's merge `label` into models/merge-<label>."""
-    import mlflow
-
-    from m2rl.merge import merge as merge_stage
     from m2rl.orchestration.stages import StageContext, merge_name, publish, single_name
 
     ctx = StageContext(spec_json, parent_run_id)
@@ -21,6 +18,10 @@ def merge(spec_json: str, parent_run_id: str, label: str, model: Output[Model]):
     experts = [ctx.layout.model(single_name(d)) for d in ctx.spec.domains]
 
     def work() -> dict:  # merge() opens its own MLflow child run
+        import mlflow
+
+        from m2rl.merge import merge as merge_stage
+
         result = merge_stage(ctx.spec.base_model, experts, method.method, method.params, out, settings.dtype,
                              settings.shard_size_mb * 2**20, label=label, track=True)
         return {**result.card, "mlflow_run_id": mlflow.last_active_run().info.run_id}

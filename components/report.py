@@ -11,7 +11,6 @@ def report(spec_json: str, parent_run_id: str, analysis: Input[Artifact], html: 
            markdown: Output[Markdown]):
     """Build the report into <artifact_root>/report; `html` and `markdown` are copies of it for the KFP UI."""
     from m2rl import storage
-    from m2rl.analysis import build_report
     from m2rl.orchestration.stages import StageContext, artifact_uri, finish_parent, publish
 
     ctx = StageContext(spec_json, parent_run_id)
@@ -19,6 +18,8 @@ def report(spec_json: str, parent_run_id: str, analysis: Input[Artifact], html: 
     out = ctx.layout.report
 
     def work() -> dict:
+        from m2rl.analysis import build_report
+
         result = build_report(analysis_dir, out, parent_run_id=ctx.parent_run_id or None)
         return {"html": result.html, "markdown": result.markdown, "verdict": result.verdict, "tables": result.tables}
 

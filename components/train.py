@@ -11,7 +11,6 @@ def train(spec_json: str, parent_run_id: str, run: str, dataset: Input[Dataset],
     """Train `run` (a domain or "mix") into <artifact_root>/models/<single-domain|mix>; `model` holds its card."""
     from m2rl import storage
     from m2rl.orchestration.stages import MIX, StageContext, artifact_uri, publish, single_name
-    from m2rl.train import train as train_stage
 
     ctx = StageContext(spec_json, parent_run_id)
     data_uri = artifact_uri(dataset, "dataset")
@@ -20,6 +19,8 @@ def train(spec_json: str, parent_run_id: str, run: str, dataset: Input[Dataset],
     records = storage.join(data_uri, "train", f"{run}.parquet")
 
     def work() -> dict:
+        from m2rl.train import train as train_stage
+
         return train_stage(ctx.spec, run, records, ctx.spec.base_model, out).card
 
     key = {"train": ctx.spec.train.model_dump(mode="json"), "run": run, "base": ctx.spec.base_model}

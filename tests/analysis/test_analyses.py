@@ -15,7 +15,7 @@ from m2rl.analysis.behaviour import first_verification
 from m2rl.analysis.divergence import render_prompt
 from m2rl.analysis.inheritance import agreement
 from m2rl.analysis.stats import cohen_kappa
-from tests.analysis.fixture_study import BENCHES, DOMAINS, GPU_HOURS, K, N_PROBLEMS
+from tests.analysis.fixture_study import BENCHES, DOMAINS, GPU_HOURS, N_PROBLEMS, K
 
 # ---- divergence ---------------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ def table_rows(html: str, key: str) -> list[list[str]]:
 def test_html_is_self_contained_with_every_section(report):
     study, analysis, rep, out = report
     html = (out / "report.html").read_text()
-    for key, heading, _, _ in SECTIONS:
+    for key, _heading, _, _ in SECTIONS:
         section = re.search(rf"<section id='{key}'>(.*?)</section>", html, re.S)
         assert section, key
         assert "Not available" not in section.group(1), key  # every section filled

@@ -251,7 +251,7 @@ def test_builtin_split_follows_the_data_stage_rule(tmp_path):
     recs = load_builtin("builtin_math", options={"count": 60})
     expected = [r for r in builtin.generate("math", 0, 60) if is_eval(r["id"], 0.2, seed=0)]
     assert [r["id"] for r in recs] == [r["id"] for r in expected] and recs
-    assert all(r["verifier"] == e["verifier"] and r["label"] == e["label"] for r, e in zip(recs, expected))
+    assert all(r["verifier"] == e["verifier"] and r["label"] == e["label"] for r, e in zip(recs, expected, strict=True))
     other = load_builtin("builtin_math", options={"count": 60, "eval_fraction": 0.5, "split_seed": 3, "max_eval": 4})
     assert [r["id"] for r in other] == [r["id"] for r in builtin.generate("math", 0, 60)
                                          if is_eval(r["id"], 0.5, seed=3)][:4]

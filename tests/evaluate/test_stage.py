@@ -52,6 +52,13 @@ def test_hf_end_to_end_generates_scores_and_summarises(tiny_model, tmp_path):
     assert res.domain_metrics == {"if": {"avg_at_k": res.metrics["builtin_if"]["avg_at_k"], "n_benchmarks": 1.0},
                                   "math": {"avg_at_k": res.metrics["builtin_math"]["avg_at_k"], "n_benchmarks": 1.0}}
     assert not (out / "builtin_math" / ".partial").exists()
+    # the analysis stage reads this folder as written (the eval-folder contract)
+    from m2rl.analysis.inputs import EvalFolder
+
+    folder = EvalFolder.load("base", str(out))
+    assert folder.accuracy("builtin_math") == res.metrics["builtin_math"]["avg_at_k"]
+    scores = folder.problem_scores("builtin_math")
+    assert sum(scores.values()) / len(scores) == pytest.approx(res.metrics["builtin_math"]["avg_at_k"])
     # the same seed gives the same samples (no reuse: a fresh generation elsewhere)
     again = tmp_path / "again"
     evaluate(tiny_model, benches(), str(again), settings=SETTINGS.model_copy(update={"reuse_samples": False}),
@@ -276,3 +283,15 @@ def test_eval_command_prints_the_table(tiny_model, tmp_path, monkeypatch):
     assert doc["model"] == "base" and doc["benchmarks"]["builtin_agent"]["k"] == 2
     r = CliRunner().invoke(app, ["eval", tiny_model, "-b", "nope", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "unknown benchmark 'nope'" in r.output
+
+
+def test_eval_folder_on_s3(planted, tiny_model, s3_env, tmp_cache):
+    from m2rl import storage
+
+    out = f"{s3_env}/artifacts/eval/mix"
+    specs = [BenchmarkSpec(name="builtin_science", k=2, limit=4)]
+    first = evaluate(tiny_model, specs, out, settings=SETTINGS, track=False)
+    assert storage.exists(f"{out}/metrics.json") and storage.exists(f"{out}/builtin_science/samples.parquet")
+    assert json.loads(storage.read_text(f"{out}/metrics.json"))["benchmarks"]["builtin_science"]["avg_at_k"] == 0.25
+    again = evaluate(tiny_model, specs, out, settings=SETTINGS, track=False)
+    assert again.generated_samples == 0 and again.reused_samples == first.generated_samples == 8

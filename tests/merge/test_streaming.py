@@ -1,4 +1,4 @@
-"""Streaming: a merge never holds two whole models (peak RSS measured in a fresh process)."""
+"""Streaming: a merge never holds two whole models (peak RSS, VmHWM, measured in a fresh process)."""
 
 from __future__ import annotations
 
@@ -13,19 +13,23 @@ from safetensors.torch import save_file
 N_TENSORS, ROWS, COLS = 5, 4096, 2048  # 5 x 32 MB: a 160 MB float32 model
 
 CHILD = textwrap.dedent("""
-    import json, resource, sys
+    import json, sys
     import torch
     torch.set_num_threads(1)
     from m2rl.merge import merge
     from safetensors.torch import load_file
 
-    def rss_mb():
+    def status_mb(key):
         for line in open("/proc/self/status"):
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
 
+    # VmHWM, not getrusage's ru_maxrss: the latter inherits the parent's peak across fork + exec
+    def rss_mb():
+        return status_mb("VmRSS")
+
     def peak_mb():
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return status_mb("VmHWM")
 
     base, e1, e2, out = sys.argv[1:5]
     before = rss_mb()

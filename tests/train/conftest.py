@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from m2rl.records import write_records
@@ -17,10 +19,10 @@ def domain_records(domain: str, n: int) -> list[dict]:
 
 @pytest.fixture
 def train_data(tmp_path):
-    """Per-domain train parquet files (2 records each) and their 10-record mix; returns {name: path}."""
+    """Per-domain train parquet files (1 record each) and their 5-record mix; returns {name: path}."""
     paths, mix = {}, []
     for d in DOMAINS:
-        recs = domain_records(d, 2)
+        recs = domain_records(d, 1)
         paths[d] = tmp_path / "data" / "train" / f"{d}.parquet"
         write_records(paths[d], recs)
         mix.extend(recs)
@@ -46,7 +48,7 @@ def mlflow_store(tmp_path, monkeypatch):
 
 def tiny_spec(tmp_path, **train):
     """A study spec for random:tiny on the CPU; `train` overrides the train section."""
-    section = {"backend": "trl", "lr": 1e-5, "samples_per_prompt": 2, "rollout_batch_size": 10, "steps": 2,
+    section = {"backend": "trl", "lr": 1e-5, "samples_per_prompt": 2, "rollout_batch_size": 5, "steps": 2,
                "mix_steps": 2, "max_prompt_len": 2304, "max_new_tokens": 16, "save_steps": 1, "cpu_threads": 1}
     section.update(train)
     return spec_from_dict({
@@ -55,13 +57,33 @@ def tiny_spec(tmp_path, **train):
     })
 
 
+OPENRLHF_CACHE = Path(__file__).resolve().parents[2] / "work" / "cache"
+
+
 @pytest.fixture(scope="session")
-def openrlhf_parser(request):
-    """OpenRLHF 0.11.2's own parser, from `pip download` (cached in the pytest cache); skips offline."""
+def openrlhf_parser():
+    """OpenRLHF 0.11.2's own parser, from `pip download --no-deps` (cached under work/cache).
+
+    Skips only when pip cannot reach the package registry; any other failure (a wrong pin, a wheel
+    without the entry file) fails the tests that use it.
+    """
     from m2rl.train.openrlhf_parser import OpenRLHFSourceError, load_parser
 
-    cache = request.config.cache.mkdir("m2rl-openrlhf")
     try:
-        return load_parser(cache=cache)
+        return load_parser(cache=OPENRLHF_CACHE)
     except OpenRLHFSourceError as exc:
-        pytest.skip(f"OpenRLHF source unavailable (package registry unreachable?): {exc}")
+        if exc.unreachable:
+            pytest.skip(f"package registry unreachable, cannot pip download OpenRLHF's source: {exc}")
+        raise
+
+
+@pytest.fixture(scope="session")
+def _train_session_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("train-cache")
+
+
+@pytest.fixture
+def tmp_cache(_train_session_cache, monkeypatch):
+    """An M2RL cache isolated from the user's, shared by the train tests (random:tiny is built once)."""
+    monkeypatch.setenv("M2RL_CACHE", str(_train_session_cache))
+    return _train_session_cache

@@ -246,3 +246,59 @@ def test_prompt_file_and_reward_hook_as_openrlhf_calls_it(tmp_path, tmp_cache):
     for d in ("math", "science", "agent", "code"):
         assert per_domain[f"train/{d}/reward"] == pytest.approx(0.5), d  # one good, one bad per record
     assert 0.0 <= per_domain["train/if/reward"] <= 1.0
+
+
+def test_openrlhf_backend_runs_bridges_metrics_and_resumes(tmp_path, tmp_cache, train_data, mlflow_store,
+                                                           openrlhf_parser, monkeypatch):
+    """The backend end to end against a stand-in OpenRLHF entry (tests/train/fake_openrlhf: OpenRLHF's
+    real parser, then a simulated run writing TensorBoard events and checkpoints): the prompt file, the
+    verifiers' reward file, the TensorBoard -> MLflow bridge with per-domain rewards, the HF output and
+    the train card; a run that dies after step 1 is resumed from its checkpoint by the rerun."""
+    import os
+
+    import mlflow
+
+    from m2rl.spec import DOMAINS
+    from m2rl.train import train
+    from tests.train.conftest import OPENRLHF_CACHE
+
+    fake = Path(__file__).resolve().parent / "fake_openrlhf"
+    monkeypatch.syspath_prepend(str(fake))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(fake), str(REPO), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("M2RL_TEST_OPENRLHF_CACHE", str(OPENRLHF_CACHE))
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")  # a Ray cluster is "there": no local head started
+    monkeypatch.setenv("M2RL_TEST_OPENRLHF_FAIL_AFTER", "1")
+    spec = spec_from_dict({
+        "name": "orl", "base_model": "random:tiny", "artifact_root": str(tmp_path / "artifacts"),
+        "work_dir": str(tmp_path / "work"),
+        "train": {"backend": "openrlhf", "samples_per_prompt": 2, "rollout_batch_size": 5, "mix_steps": 2,
+                  "micro_rollout_batch_size": 1, "micro_train_batch_size": 1, "save_steps": 1, "nodes": 1,
+                  "gpus_per_node": 1, "vllm": {"num_engines": 1}, "max_prompt_len": 2304, "max_new_tokens": 16},
+    })
+    out, ckpts = tmp_path / "artifacts" / "models" / "mix", tmp_path / "ckpts"
+    with pytest.raises(RuntimeError, match="openrlhf exited with 1"):
+        train(spec, "mix", str(train_data["mix"]), "random:tiny", str(out), checkpoint_dir=str(ckpts))
+    assert not out.exists() and (ckpts / "_actor" / "latest").read_text() == "global_step1"
+
+    monkeypatch.setenv("M2RL_TEST_OPENRLHF_FAIL_AFTER", "0")
+    result = train(spec, "mix", str(train_data["mix"]), "random:tiny", str(out), checkpoint_dir=str(ckpts))
+    assert result.resumed_from_step == 1 and result.steps == 2 and result.device == "gpu"
+    assert result.num_devices == 1 and result.gpu_hours == pytest.approx(result.wall_seconds / 3600)
+    card = json.loads((out / "train_card.json").read_text())
+    assert card["backend"] == "openrlhf" and card["steps"] == 2 and card["resumed_from_step"] == 1
+    assert card["command"][:2] == ["-m", "openrlhf.cli.train_ppo_ray"]
+    assert any(out.glob("*.safetensors")) and (out / "config.json").is_file()
+    # Step 1's events (before the failure, same scratch) are bridged again, as the TRL backend re-logs its
+    # history: the curve covers the whole run. Each step: all 5 prompts x 2 samples, one right one wrong.
+    assert [p["step"] for p in card["reward_curve"]] == [1, 2]
+    point = card["reward_curve"][1]
+    assert point["domains"]["math"] == 0.5 and point["domains"]["science"] == 0.5
+    assert set(point["domains"]) == set(DOMAINS)
+    for d in DOMAINS:
+        hist = {m.step: m.value for m in mlflow.MlflowClient().get_metric_history(result.mlflow_run_id,
+                                                                                   f"train/{d}/reward")}
+        assert sorted(hist) == [1, 2] and hist[2] == point["domains"][d]
+    metrics = mlflow.get_run(result.mlflow_run_id).data.metrics
+    assert metrics["train/reward"] == pytest.approx(point["reward"])
+    assert metrics["train/kl"] == pytest.approx(0.002) and metrics["train/throughput"] == pytest.approx(10 / 2.0)
+    assert metrics["cost/gpu_hours"] == pytest.approx(card["gpu_hours"])

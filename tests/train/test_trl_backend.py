@@ -65,7 +65,7 @@ def test_mix_two_grpo_steps_on_all_domains(tmp_path, tmp_cache, train_data, mlfl
     import mlflow
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    # 10 prompts (2 per domain), 10 prompts per step: every step scores all five domains.
+    # 5 prompts (1 per domain), 5 prompts x 2 samples per step: every step scores all five domains.
     spec = tiny_spec(tmp_path, kl_coef=0.01)
     out = tmp_path / "artifacts" / "models" / "mix"
     result = train(spec, "mix", str(train_data["mix"]), "random:tiny", str(out))
@@ -79,7 +79,7 @@ def test_mix_two_grpo_steps_on_all_domains(tmp_path, tmp_cache, train_data, mlfl
     for point in card["reward_curve"]:
         assert set(point["domains"]) == set(DOMAINS)
         assert all(0.0 <= v <= 1.0 for v in point["domains"].values())
-        # the overall reward is the mean over the 10 prompts x 2 samples: 4 samples per domain
+        # the overall reward is the mean over the 5 prompts x 2 samples: 2 samples per domain
         assert point["reward"] == pytest.approx(sum(point["domains"].values()) / 5, abs=1e-6)
 
     run = mlflow.get_run(result.mlflow_run_id)

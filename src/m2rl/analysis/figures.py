@@ -171,7 +171,7 @@ def behaviour_figure(a: dict[str, Any]) -> bytes | None:
     axes[1].set_xticks(np.arange(len(domains)) + width * (len(models) - 1) / 2, domains)
     axes[1].set_ylabel("responses with self-verification (%)")
     axes[1].set_title("Self-verification rate")
-    axes[1].legend(fontsize=7)
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
     return _png(fig)
 
 

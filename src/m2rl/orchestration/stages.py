@@ -139,7 +139,15 @@ class StageContext:
         self.parent_run_id = parent_run_id or os.environ.get(tracking.PARENT_ENV) or None
         if self.parent_run_id:
             os.environ[tracking.PARENT_ENV] = self.parent_run_id
-        tracking.configure(self.spec)
+        self._tracking = False
+
+    def tracking(self) -> None:
+        """Point MLflow at the study's store (lazily: a stage skipped under the same parent never imports it)."""
+        if not self._tracking:
+            from m2rl import tracking
+
+            tracking.configure(self.spec)
+            self._tracking = True
 
     def merge_method(self, label: str):
         for m in self.spec.merge.methods:
@@ -164,8 +172,6 @@ class StageContext:
         `child`: stage_run arguments of the MLflow child run to open around `work` (None when the stage
         function opens its own run and reports its id as `mlflow_run_id` in the summary it returns).
         """
-        from m2rl import tracking
-
         fp = fingerprint(stage, item, key, inputs)
         rec = read_record(out)
         if (rec and rec["fingerprint"] == fp and not os.environ.get(NO_CACHE_ENV)
@@ -177,8 +183,11 @@ class StageContext:
         emit("start", stage, item, uri=out)
         t0 = time.monotonic()
         try:
+            self.tracking()
             self._supersede(stage, item)
             if child is not None:
+                from m2rl import tracking
+
                 with tracking.stage_run(stage, tags={"m2rl.task": f"{stage}/{item}"}, **child) as active:
                     summary = work()
                     run_id = active.info.run_id
@@ -221,6 +230,7 @@ class StageContext:
         old = rec.get("mlflow_run_id")
         if not self.parent_run_id or rec.get("parent_run_id") == self.parent_run_id:
             return old
+        self.tracking()
         return copy_child_run(old, self.parent_run_id, rec)
 
 

@@ -8,7 +8,6 @@ from pydantic import Field, model_validator
 
 from m2rl.spec.base import StrictModel
 
-
 # OpenRLHF 0.11 `--algo.advantage.estimator` choices; the group ones need >= 2 samples per prompt.
 ADVANTAGE_ESTIMATORS = ("group_norm", "dr_grpo", "rloo", "reinforce_baseline", "reinforce", "gae", "flash_reinforce")
 GROUP_ESTIMATORS = ("group_norm", "dr_grpo", "rloo", "reinforce_baseline")

@@ -34,7 +34,21 @@ _STUBBED = ("ray", "openrlhf", "modelscope", "deepspeed", "vllm", "torch", "tran
 
 
 class OpenRLHFSourceError(RuntimeError):
-    """OpenRLHF's source could not be fetched (no registry access) or has an unexpected layout."""
+    """OpenRLHF's source could not be fetched or has an unexpected layout.
+
+    `unreachable` is True only when pip could not reach the package registry (a network error), the one
+    case where a test may skip instead of failing.
+    """
+
+    def __init__(self, message: str, unreachable: bool = False):
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+# pip's messages when the registry cannot be reached at all (as opposed to a missing version).
+_NETWORK_ERRORS = ("NewConnectionError", "Max retries exceeded", "Temporary failure in name resolution",
+                   "Name or service not known", "Network is unreachable", "Connection refused",
+                   "ConnectTimeoutError", "ReadTimeoutError", "ProxyError", "Could not fetch URL")
 
 
 class OpenRLHFArgsError(ValueError):
@@ -54,8 +68,10 @@ def source_dir(version: str = OPENRLHF_PIN, cache: str | Path | None = None) -> 
         )
         wheels = sorted(Path(tmp).glob("openrlhf-*.whl"))
         if proc.returncode != 0 or not wheels:
+            text = f"{proc.stdout}\n{proc.stderr}"
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no wheel downloaded"]
-            raise OpenRLHFSourceError(f"pip download openrlhf=={version} failed: {tail[0]}")
+            raise OpenRLHFSourceError(f"pip download openrlhf=={version} failed: {tail[0]}",
+                                      unreachable=any(m in text for m in _NETWORK_ERRORS))
         with storage.atomic_local_dir(root) as out, zipfile.ZipFile(wheels[0]) as zf:
             for want in (ENTRY_FILE, CONFIG_FILE):
                 names = [n for n in zf.namelist() if n == want or n.endswith("/" + want)]

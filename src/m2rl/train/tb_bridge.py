@@ -10,6 +10,7 @@ next poll. Scalars come as `simple_value` or as a one-element float tensor (new-
 from __future__ import annotations
 
 import struct
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -120,7 +121,9 @@ def parse_event(buf: bytes) -> tuple[int, float, dict[str, float]]:
 
 def read_records(path: str | Path, offset: int = 0, check_crc: bool = True) -> tuple[list[bytes], int]:
     """Complete TFRecord payloads from `offset`; returns them and the offset after the last complete one."""
-    data = Path(path).read_bytes()[offset:]
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read()
     out, i = [], 0
     while len(data) - i >= 12:
         header = data[i : i + 8]
@@ -148,6 +151,7 @@ class TensorBoardBridge:
         self.logdir = Path(logdir)
         self.on_step = on_step
         self._offsets: dict[Path, int] = {}
+        self._bad: set[Path] = set()
         self._pending: dict[int, dict[str, float]] = {}
         self._done = -1
         self.steps_seen = 0
@@ -156,7 +160,14 @@ class TensorBoardBridge:
         """Read what is new; deliver the steps now complete. Returns how many steps were delivered."""
         if self.logdir.is_dir():
             for path in sorted(self.logdir.rglob(EVENT_GLOB)):
-                records, self._offsets[path] = read_records(path, self._offsets.get(path, 0))
+                if path in self._bad:
+                    continue
+                try:
+                    records, self._offsets[path] = read_records(path, self._offsets.get(path, 0))
+                except EventFileError as exc:  # a corrupt file is reported and skipped, the others go on
+                    print(f"m2rl: tensorboard bridge skips {exc}", file=sys.stderr, flush=True)
+                    self._bad.add(path)
+                    continue
                 for rec in records:
                     step, _, scalars = parse_event(rec)
                     if scalars and step > self._done:

@@ -142,6 +142,13 @@ class OpenRLHFBackend:
             job.train, steps=job.steps, paths=job_paths(job), run_name=job.name)]
 
     def run(self, job: TrainJob, out_dir: Path, sink: MetricSink) -> BackendRun:
+        import importlib.util
+
+        if importlib.util.find_spec("openrlhf") is None:
+            raise TrainError(
+                "train.backend: openrlhf is not installed in this environment; it runs in the GPU image "
+                "(pip install 'm2rl[gpu]'), or use backend: trl on the CPU"
+            )
         paths = job_paths(job)
         remote = storage.is_s3(job.checkpoint_dir)
         Path(paths.ckpt_path).mkdir(parents=True, exist_ok=True)
