@@ -1,7 +1,7 @@
 """Evaluation benchmark: the hf backend's batched generation against a one-prompt-at-a-time loop.
 
     python benchmarks/eval_cpu.py [--model smollm2-135m-instruct] [--prompts 16] [--batch 16]
-                                  [--max-new-tokens 48] [--k 1]
+                                  [--max-new-tokens 48] [--k 1] [--threads N]
 
 Both sides run the same `HFGenerator` (same model, chat template, sampling: temperature 1.0, top_p 0.7)
 on the same builtin eval prompts, in this process one after the other: the batched side sends
@@ -41,9 +41,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--k", type=int, default=1, help="Samples per prompt (num_return_sequences).")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch intra-op threads (default: torch's own; on a CPU shared with other jobs, 1 avoids "
+                         "OpenMP threads waiting on each other)")
     args = ap.parse_args()
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from m2rl.evaluate.backends import BackendOptions
     from m2rl.evaluate.backends.hf import HFGenerator

@@ -65,5 +65,8 @@ def test_child_runs_resume_and_copy(spec, monkeypatch):
     assert copy.data.tags[tracking.TAG_PARADIGM] == "mix" and copy.data.params == {"steps": "2"}
     history = mlflow.MlflowClient().get_metric_history(cached.mlflow_run_id, "train/reward")
     assert [(m.step, m.value) for m in history] == [(1, 0.25), (2, 0.5)]
+    again = ctx2.run("train", "mix", out, key={}, inputs=[], work=_work(out), done=["card.json"], child=child)
+    assert again.mlflow_run_id == cached.mlflow_run_id  # the copy is reused, not copied again
+    assert [r.info.run_id for r in tracking.child_runs(other)] == [cached.mlflow_run_id]
     stages.finish_parent(other)
     assert mlflow.get_run(other).info.status == "FINISHED"

@@ -142,7 +142,7 @@ def run_local(
 
         view = ProgressView(steps, events, console)
         try:
-            with _quiet_kfp(), view, open(log, "w", encoding="utf-8") as logf, (
+            with _quiet_kfp(), view, open(log, "w", encoding="utf-8", buffering=1) as logf, (
                 contextlib.nullcontext() if verbose else contextlib.redirect_stdout(logf)
             ):
                 pipeline(spec_json=spec.model_dump_json(), parent_run_id=parent)

@@ -176,7 +176,7 @@ class StageContext:
         rec = read_record(out)
         if (rec and rec["fingerprint"] == fp and not os.environ.get(NO_CACHE_ENV)
                 and all(storage.exists(storage.join(out, f)) for f in done)):
-            run_id = self._adopt(rec)
+            run_id = self._adopt(rec, out)
             emit("cached", stage, item, uri=out)
             print(f"[m2rl] {stage} {item}: cached ({out}, fingerprint {fp[:12]})", flush=True)
             return StageOutcome(stage, item, out, fp, True, rec.get("summary") or {}, run_id, 0.0)
@@ -225,13 +225,17 @@ class StageContext:
                 client.set_terminated(run.info.run_id, status="KILLED")
             client.delete_run(run.info.run_id)
 
-    def _adopt(self, rec: dict[str, Any]) -> str | None:
-        """A cached stage's child run under the current parent: the recorded one, or a copy of it."""
+    def _adopt(self, rec: dict[str, Any], out: str) -> str | None:
+        """A cached stage's child run under the current parent: the recorded one, or a copy of it (the
+        record then points at the copy, so the next run under this parent reuses it)."""
         old = rec.get("mlflow_run_id")
         if not self.parent_run_id or rec.get("parent_run_id") == self.parent_run_id:
             return old
         self.tracking()
-        return copy_child_run(old, self.parent_run_id, rec)
+        new = copy_child_run(old, self.parent_run_id, rec)
+        updated = {**rec, "mlflow_run_id": new, "parent_run_id": self.parent_run_id}
+        storage.write_text(storage.join(out, RECORD_FILE), json.dumps(updated, indent=1, default=str))
+        return new
 
 
 def copy_child_run(old_run_id: str | None, parent_run_id: str, rec: dict[str, Any]) -> str:
