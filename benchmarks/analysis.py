@@ -8,7 +8,7 @@ own process so that peak RSS is its own:
 - m2rl: the `geometry` analysis (norms per module type, exact and projected cosine, sign agreement,
   top-1% footprint Jaccard), streaming row chunks through `CheckpointReader`;
 - peer: the same numbers computed the simple way: every state dict loaded in memory, task vectors
-  flattened and stacked in float32, one Gram matrix.
+  flattened and stacked in float32 (one Gram matrix, int8 signs, exact top-1% masks).
 Prints a table with seconds, peak RSS, and the ratios, plus the largest cosine difference between the two.
 """
 
@@ -86,17 +86,20 @@ def run_peer(root: Path, experts: int) -> dict:
         sd = state(root / f"single-{e}")
         taus.append(torch.cat([(sd[n].float() - base[n].float()).reshape(-1) for n in sorted(base)]))
         del sd
-    stack = torch.stack(taus)
-    gram = (stack.double() @ stack.double().T)
+    stack = torch.stack(taus)  # (experts, params) float32
+    del taus
+    gram = (stack @ stack.T).double()
     norms = gram.diagonal().sqrt()
     cosine = (gram / norms[:, None] / norms[None, :]).tolist()
-    signs = torch.sign(stack)
-    _ = signs @ signs.T
+    signs = torch.empty(stack.shape, dtype=torch.int8)
+    for i in range(experts):
+        signs[i] = torch.sign(stack[i]).to(torch.int8)
+    _ = [[int((signs[i] == signs[j]).sum()) for j in range(experts)] for i in range(experts)]
     k = max(1, int(0.01 * stack.shape[1]))
-    masks = torch.zeros_like(stack, dtype=torch.bool)
+    masks = torch.zeros(stack.shape, dtype=torch.bool)
     for i in range(experts):
         masks[i, stack[i].abs().topk(k).indices] = True
-    _ = masks.float() @ masks.float().T
+    _ = [[int((masks[i] & masks[j]).sum()) for j in range(experts)] for i in range(experts)]
     return {"seconds": time.perf_counter() - t, "cosine": cosine, "params": int(stack.shape[1])}
 
 

@@ -1,10 +1,11 @@
 """Evaluation benchmark: the hf backend's batched generation against a one-prompt-at-a-time loop.
 
-    python benchmarks/eval_cpu.py [--model smollm2-135m-instruct] [--prompts 16] [--batch 16]
+    python benchmarks/eval_cpu.py [--model smollm2-135m-instruct] [--prompts 16] [--batch 8]
                                   [--max-new-tokens 48] [--k 1] [--threads N]
 
 Both sides run the same `HFGenerator` (same model, chat template, sampling: temperature 1.0, top_p 0.7)
-on the same builtin eval prompts, in this process one after the other: the batched side sends
+on the same builtin eval prompts (ordered longest first, as the stage batches them), in this process one
+after the other: the batched side sends
 `--batch` prompts per `generate` call (left padding, `num_return_sequences=K`), the peer one prompt per
 call (what a naive eval loop does). Tokens are the generated tokens up to each sequence's EOS, so
 padding is not counted as work. Prints a table with tokens/s and the ratio (goal: >= 3x).
@@ -23,7 +24,9 @@ def _prompts(generator, n: int) -> list[str]:
     recs = []
     for domain in ("math", "science", "if", "code", "agent"):
         recs += get_benchmark(f"builtin_{domain}").loader(BenchmarkSpec(name=f"builtin_{domain}"))[: n]
-    return [generator.render(r["prompt"]) for r in recs[:: max(1, len(recs) // n)][:n]]
+    prompts = [generator.render(r["prompt"]) for r in recs[:: max(1, len(recs) // n)][:n]]
+    # longest first, as the evaluate stage orders its batches (similar lengths share a batch: little padding)
+    return sorted(prompts, key=lambda p: -len(generator.tokenizer(p, add_special_tokens=False)["input_ids"]))
 
 
 def _run(generator, prompts: list[str], batch: int, k: int, sampling) -> tuple[float, int]:
@@ -38,7 +41,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--prompts", type=int, default=16)
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--k", type=int, default=1, help="Samples per prompt (num_return_sequences).")
     ap.add_argument("--threads", type=int, default=None,

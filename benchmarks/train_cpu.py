@@ -141,15 +141,15 @@ def main() -> None:
     peer = results["plain_trl"]
     print(f"GRPO step on the CPU: {a.model}, {GENERATIONS} generations x {NEW_TOKENS} tokens, {a.steps} steps "
           f"(first excluded), threads={a.threads or 'all'}")
-    print(f"{'contender':<12} {'s/step (median)':>16} {'s/step (mean)':>14} {'wall s/step':>12} "
-          f"{'mean len':>9} {'ratio vs peer':>14}")
+    print(f"{'contender':<12} {'timed steps':>11} {'s/step (median)':>16} {'s/step (mean)':>14} "
+          f"{'wall s/step':>12} {'mean len':>9} {'ratio vs peer':>14}")
     for which in ("plain_trl", "m2rl"):
         r = results[which]
         timed = r["step_seconds"][1:] or r["step_seconds"]
         med, mean = statistics.median(timed), statistics.mean(timed)
         ratio = med / statistics.median(peer["step_seconds"][1:] or peer["step_seconds"])
-        print(f"{which:<12} {med:>16.2f} {mean:>14.2f} {r['wall'] / a.steps:>12.2f} {r['length']:>9.1f} "
-              f"{ratio:>13.2f}x")
+        print(f"{which:<12} {len(timed):>11} {med:>16.2f} {mean:>14.2f} {r['wall'] / a.steps:>12.2f} "
+              f"{r['length']:>9.1f} {ratio:>13.2f}x")
 
 
 if __name__ == "__main__":

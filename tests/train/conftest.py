@@ -31,17 +31,22 @@ def train_data(tmp_path):
     return paths
 
 
+@pytest.fixture(scope="session")
+def _train_mlflow_db(tmp_path_factory):
+    """One SQLite MLflow store for the train tests (creating its tables takes seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('train-mlflow') / 'mlflow.db'}"
+
+
 @pytest.fixture
-def mlflow_store(tmp_path, monkeypatch):
-    """A real MLflow tracking store (SQLite in tmp) as the active tracking URI; returns the URI."""
+def mlflow_store(_train_mlflow_db, request, monkeypatch):
+    """A real MLflow tracking store (SQLite) as the tracking URI, with a fresh experiment per test."""
     import mlflow
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", _train_mlflow_db)
     monkeypatch.delenv("M2RL_PARENT_RUN_ID", raising=False)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("m2rl-train-tests")
-    yield uri
+    mlflow.set_tracking_uri(_train_mlflow_db)
+    mlflow.set_experiment(f"train-{request.node.name}")
+    yield _train_mlflow_db
     while mlflow.active_run() is not None:
         mlflow.end_run()
 

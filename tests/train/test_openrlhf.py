@@ -129,16 +129,18 @@ def test_dry_run_prints_the_paper_command_and_it_parses(openrlhf_parser, tmp_pat
     if not spec.exists():
         pytest.skip("examples/qwen3-4b-paper.yaml not present")
     for run, steps in (("math", 200), ("mix", 400)):
-        result = CliRunner().invoke(app, [
-            "train", str(spec), "--run", run, "--data", f"s3://m2rl-studies/runs/data/train/{run}.parquet",
-            "--out", f"s3://m2rl-studies/runs/models/{run}", "--dry-run",
-        ])
+        # math names its data and output; mix takes the artifact layout's defaults
+        where = ["--data", f"s3://m2rl-studies/runs/data/train/{run}.parquet", "--out",
+                 f"s3://m2rl-studies/runs/models/single-{run}"] if run == "math" else []
+        result = CliRunner().invoke(app, ["train", str(spec), "--run", run, *where, "--dry-run"])
         assert result.exit_code == 0, result.output
         cmd = shlex.split(result.output.strip().splitlines()[-1])
         assert cmd[:3] == ["python", "-m", "openrlhf.cli.train_ppo_ray"]
         args, _ = openrlhf_parser.parse(cmd[3:])
         assert args.data.max_samples == steps * 128 and args.rollout.n_samples_per_prompt == 16
         assert not args.actor.model_name_or_path.startswith("s3://")  # the pod trains from a local copy
+        assert args.logger.wandb.run_name == ("single-math" if run == "math" else "mix")
+        assert args.ckpt.path.endswith(f"/train/{args.logger.wandb.run_name}/ckpt")  # S3 checkpoints: mirrored
 
 
 @pytest.mark.parametrize(("train", "field"), [
@@ -273,12 +275,14 @@ def test_openrlhf_backend_runs_bridges_metrics_and_resumes(tmp_path, tmp_cache, 
         "work_dir": str(tmp_path / "work"),
         "train": {"backend": "openrlhf", "samples_per_prompt": 2, "rollout_batch_size": 5, "mix_steps": 2,
                   "micro_rollout_batch_size": 1, "micro_train_batch_size": 1, "save_steps": 1, "nodes": 1,
-                  "gpus_per_node": 1, "vllm": {"num_engines": 1}, "max_prompt_len": 2304, "max_new_tokens": 16},
+                  "gpus_per_node": 1, "vllm": {"num_engines": 1}, "max_prompt_len": 2304, "max_new_tokens": 16,
+                  "keep_checkpoints": 1},
     })
     out, ckpts = tmp_path / "artifacts" / "models" / "mix", tmp_path / "ckpts"
     with pytest.raises(RuntimeError, match="openrlhf exited with 1"):
         train(spec, "mix", str(train_data["mix"]), "random:tiny", str(out), checkpoint_dir=str(ckpts))
     assert not out.exists() and (ckpts / "_actor" / "latest").read_text() == "global_step1"
+    assert (ckpts / "global_step1_hf").is_dir() and json.loads((ckpts / "m2rl_progress.json").read_text())["step"] == 1
 
     monkeypatch.setenv("M2RL_TEST_OPENRLHF_FAIL_AFTER", "0")
     result = train(spec, "mix", str(train_data["mix"]), "random:tiny", str(out), checkpoint_dir=str(ckpts))
@@ -288,6 +292,7 @@ def test_openrlhf_backend_runs_bridges_metrics_and_resumes(tmp_path, tmp_cache, 
     assert card["backend"] == "openrlhf" and card["steps"] == 2 and card["resumed_from_step"] == 1
     assert card["command"][:2] == ["-m", "openrlhf.cli.train_ppo_ray"]
     assert any(out.glob("*.safetensors")) and (out / "config.json").is_file()
+    assert not ckpts.exists()  # the periodic checkpoints are dropped once the run is complete
     # Step 1's events (before the failure, same scratch) are bridged again, as the TRL backend re-logs its
     # history: the curve covers the whole run. Each step: all 5 prompts x 2 samples, one right one wrong.
     assert [p["step"] for p in card["reward_curve"]] == [1, 2]
@@ -302,3 +307,29 @@ def test_openrlhf_backend_runs_bridges_metrics_and_resumes(tmp_path, tmp_cache, 
     assert metrics["train/reward"] == pytest.approx(point["reward"])
     assert metrics["train/kl"] == pytest.approx(0.002) and metrics["train/throughput"] == pytest.approx(10 / 2.0)
     assert metrics["cost/gpu_hours"] == pytest.approx(card["gpu_hours"])
+
+
+def test_openrlhf_hf_checkpoints_are_rotated(tmp_path):
+    from m2rl.train.checkpoints import prune_openrlhf_hf
+
+    for step in (20, 40, 100, 60):
+        (tmp_path / f"global_step{step}_hf").mkdir()
+    (tmp_path / "_actor").mkdir()
+    dropped = prune_openrlhf_hf(tmp_path, keep=2)
+    assert sorted(p.name for p in dropped) == ["global_step20_hf", "global_step40_hf"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["_actor", "global_step100_hf", "global_step60_hf"]
+
+
+def test_rayjob_entrypoint_and_runtime_env(monkeypatch):
+    """A KubeRay RayJob runs the same `m2rl train` entry as a GPU pod, with the tracking env passed on."""
+    from m2rl.train.backends.openrlhf import rayjob_entrypoint, runtime_env
+
+    cmd = rayjob_entrypoint("s3://b/spec.yaml", "mix", "s3://b/data/train/mix.parquet", "s3://b/base",
+                            "s3://b/models/mix")
+    assert shlex.split(cmd) == ["m2rl", "train", "s3://b/spec.yaml", "--run", "mix", "--data",
+                                "s3://b/data/train/mix.parquet", "--base", "s3://b/base", "--out", "s3://b/models/mix"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    monkeypatch.setenv("M2RL_PARENT_RUN_ID", "abc")
+    env = runtime_env({"M2RL_REWARD_WORKERS": "16"})["env_vars"]
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000" and env["M2RL_PARENT_RUN_ID"] == "abc"
+    assert env["M2RL_REWARD_WORKERS"] == "16"

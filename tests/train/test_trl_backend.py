@@ -158,3 +158,24 @@ def test_bad_input_fails_before_launch(tmp_path, tmp_cache, train_data, mlflow_s
         train(tiny_spec(tmp_path, kl_coef=0.1, use_kl_loss=False), "math", str(train_data["math"]),
               "random:tiny", str(out))
     assert not out.exists()
+
+
+def test_cli_missing_data_split_fails_before_launch(tmp_path, mlflow_store):
+    """`m2rl train` defaults --data to <artifact_root>/data/train/<run>.parquet; without the data stage's
+    output it exits 2 naming the missing split, and writes nothing."""
+    from typer.testing import CliRunner
+
+    from m2rl.cli import app
+
+    spec = tiny_spec(tmp_path)
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(spec.model_dump(mode="json")))
+    result = CliRunner().invoke(app, ["train", str(spec_path), "--run", "science"])
+    assert result.exit_code == 2
+    missing = tmp_path / "artifacts" / "data" / "train" / "science.parquet"
+    assert f"data: {missing}: train records not found" in result.output
+    assert not (tmp_path / "artifacts" / "models").exists()
+    bad = spec_path.read_text().replace("samples_per_prompt: 2", "samples_per_prompt: 0")
+    spec_path.write_text(bad)
+    result = CliRunner().invoke(app, ["train", str(spec_path), "--run", "science"])
+    assert result.exit_code == 2 and "train.samples_per_prompt: must be >= 1" in result.output

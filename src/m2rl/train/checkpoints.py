@@ -19,6 +19,7 @@ from m2rl import storage
 
 PROGRESS_FILE = "m2rl_progress.json"
 _TRL_DIR = re.compile(r"^checkpoint-(\d+)$")
+_OPENRLHF_HF_DIR = re.compile(r"^global_step(\d+)_hf$")
 
 
 def write_progress(folder: str | Path, step: int, wall_seconds: float, **extra: object) -> None:
@@ -57,6 +58,22 @@ def latest_complete(folder: str | Path, prune: bool = True) -> Path | None:
         elif prune:
             shutil.rmtree(path, ignore_errors=True)
     return latest
+
+
+def prune_openrlhf_hf(ckpt_path: str | Path, keep: int) -> list[Path]:
+    """Delete all but the latest `keep` `global_step<N>_hf` folders of an OpenRLHF `--ckpt.path`.
+
+    OpenRLHF rotates its DeepSpeed states (`--ckpt.max_num`) but not the Hugging Face copies that
+    `--ckpt.save_hf` writes beside them, which would otherwise pile up (one full model per save).
+    """
+    root = Path(ckpt_path)
+    if not root.is_dir():
+        return []
+    found = sorted((int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _OPENRLHF_HF_DIR.match(p.name)))
+    dropped = [p for _, p in found[:-keep]] if keep > 0 else [p for _, p in found]
+    for p in dropped:
+        shutil.rmtree(p, ignore_errors=True)
+    return dropped
 
 
 def mirror_to(local_dir: str | Path, uri: str) -> int:

@@ -112,7 +112,8 @@ def runtime_env(extra_env: dict[str, str] | None = None) -> dict[str, Any]:
         "NCCL_DEBUG": "WARN",
         "RAY_ENABLE_ZERO_COPY_TORCH_TENSORS": "1",
     }
-    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "M2RL_PARENT_RUN_ID", "AWS_ENDPOINT_URL"):
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "M2RL_PARENT_RUN_ID", "AWS_ENDPOINT_URL",
+                "AWS_ENDPOINT_URL_S3", "M2RL_REWARD_WORKERS", "M2RL_REWARD_TIMEOUT"):
         if os.environ.get(key):
             env[key] = os.environ[key]
     env.update(extra_env or {})
@@ -171,7 +172,8 @@ class OpenRLHFBackend:
         started = time.monotonic()
         mirror_thread = threading.Thread(
             target=self._checkpoint_loop,
-            args=(stop, paths.ckpt_path, job.checkpoint_dir if remote else None, started, prior_wall),
+            args=(stop, paths.ckpt_path, job.checkpoint_dir if remote else None, started, prior_wall,
+                  job.train.keep_checkpoints),
             name="m2rl-ckpt-mirror", daemon=True,
         )
         mirror_thread.start()
@@ -214,15 +216,17 @@ class OpenRLHFBackend:
 
     @staticmethod
     def _checkpoint_loop(
-        stop: threading.Event, local: str, uri: str | None, started: float, prior_wall: float
+        stop: threading.Event, local: str, uri: str | None, started: float, prior_wall: float, keep: int
     ) -> None:
-        """Record the wall time at each new OpenRLHF checkpoint (for the cost of a resumed run) and mirror
-        the checkpoints to `uri` (S3) when given, until the run ends."""
+        """At each new OpenRLHF checkpoint: record the wall time (for the cost of a resumed run), keep the
+        latest `keep` Hugging Face copies, and mirror the checkpoints to `uri` (S3) when given; until the
+        run ends."""
         seen = latest_step(local)
         while True:
             finished = stop.wait(MIRROR_SECONDS)
             step = latest_step(local)
             if step > seen:
+                checkpoints.prune_openrlhf_hf(local, keep)
                 checkpoints.write_progress(local, step, prior_wall + time.monotonic() - started)
                 if uri is not None:
                     checkpoints.mirror_to(local, uri)

@@ -219,6 +219,9 @@ class TrlBackend:
         adapter = verifier_reward_adapter()
         tokenizer = AutoTokenizer.from_pretrained(str(job.base_local), padding_side="left", truncation_side="left")
         rows, too_long = _dataset_rows(job, tokenizer)
+        if too_long:
+            print(f"train[{job.name}]: {too_long} prompts over train.max_prompt_len = {job.train.max_prompt_len} "
+                  f"tokens left out", file=sys.stderr, flush=True)
         per_step = optimizer_steps_per_grpo_step(job)
         config = GRPOConfig(**grpo_config_kwargs(job, local_ckpt))
         started = time.monotonic()

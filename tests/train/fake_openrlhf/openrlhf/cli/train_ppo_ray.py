@@ -58,6 +58,8 @@ for step in range(start + 1, min(args.data.max_samples, len(rows)) // n + 1):
     writer.flush()
     if step % args.ckpt.save_steps == 0:
         (actor / f"global_step{step}").mkdir(parents=True, exist_ok=True)
+        if args.ckpt.save_hf:
+            (Path(args.ckpt.path) / f"global_step{step}_hf").mkdir()
         (actor / "latest").write_text(f"global_step{step}")
     if step == fail_after:
         sys.exit(1)
