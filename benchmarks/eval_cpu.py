@@ -4,11 +4,10 @@
                                   [--max-new-tokens 48] [--k 1] [--threads N]
 
 Both sides run the same `HFGenerator` (same model, chat template, sampling: temperature 1.0, top_p 0.7)
-on the same builtin eval prompts (ordered longest first, as the stage batches them), in this process one
-after the other: the batched side sends
-`--batch` prompts per `generate` call (left padding, `num_return_sequences=K`), the peer one prompt per
-call (what a naive eval loop does). Tokens are the generated tokens up to each sequence's EOS, so
-padding is not counted as work. Prints a table with tokens/s and the ratio (goal: >= 3x).
+on the same builtin eval prompts (ordered longest first, as the stage batches them), in this process,
+alternating group by group: the batched side sends `--batch` prompts per `generate` call (left padding,
+`num_return_sequences=K`), the peer the same prompts one per call (what a naive eval loop does).
+Tokens are the generated tokens up to each sequence's EOS, so padding is not counted as work. Prints a table with tokens/s and the ratio (goal: >= 3x).
 """
 
 from __future__ import annotations
@@ -29,12 +28,25 @@ def _prompts(generator, n: int) -> list[str]:
     return sorted(prompts, key=lambda p: -len(generator.tokenizer(p, add_special_tokens=False)["input_ids"]))
 
 
-def _run(generator, prompts: list[str], batch: int, k: int, sampling) -> tuple[float, int]:
-    start_tokens = generator.generated_tokens
-    t = time.perf_counter()
+def _interleaved(generator, prompts: list[str], batch: int, k: int, sampling) -> dict[str, tuple[float, int]]:
+    """Per group of `batch` prompts: one batched call, then the same prompts one call each; times summed.
+
+    Alternating keeps both sides under the same machine load (a CPU shared with other jobs drifts a lot).
+    """
+    acc = {"batched": [0.0, 0], "single": [0.0, 0]}
+
+    def timed(side: str, group: list[str], seed: int) -> None:
+        n0, t = generator.generated_tokens, time.perf_counter()
+        generator.generate(group, k, sampling, seed=seed)
+        acc[side][0] += time.perf_counter() - t
+        acc[side][1] += generator.generated_tokens - n0
+
     for i in range(0, len(prompts), batch):
-        generator.generate(prompts[i : i + batch], k, sampling, seed=i)
-    return time.perf_counter() - t, generator.generated_tokens - start_tokens
+        group = prompts[i : i + batch]
+        timed("batched", group, i)
+        for j, p in enumerate(group):
+            timed("single", [p], i + j)
+    return {side: (v[0], v[1]) for side, v in acc.items()}
 
 
 def main() -> None:
@@ -63,11 +75,10 @@ def main() -> None:
     gen = HFGenerator(folder, BackendOptions(batch_size=args.batch), device="cpu")
     prompts = _prompts(gen, args.prompts)
     sampling = Sampling(temperature=1.0, top_p=0.7, max_new_tokens=args.max_new_tokens)
-    _run(gen, prompts[:2], 2, args.k, Sampling(1.0, 0.7, 4))  # warm-up (first-call allocations)
-    rows = []
-    for label, batch in ((f"batched ({args.batch} prompts/call)", args.batch), ("one prompt at a time", 1)):
-        seconds, tokens = _run(gen, prompts, batch, args.k, sampling)
-        rows.append((label, seconds, tokens, tokens / seconds))
+    gen.generate(prompts[:2], args.k, Sampling(1.0, 0.7, 4), seed=0)  # warm-up (first-call allocations)
+    res = _interleaved(gen, prompts, args.batch, args.k, sampling)
+    rows = [(f"batched ({args.batch} prompts/call)", *res["batched"]), ("one prompt at a time", *res["single"])]
+    rows = [(label, seconds, tokens, tokens / seconds) for label, seconds, tokens in rows]
     print(f"model {args.model} ({folder}), {len(prompts)} prompts x K={args.k}, up to {args.max_new_tokens} new "
           f"tokens, torch threads {torch.get_num_threads()}")
     print(f"{'mode':<30} {'seconds':>9} {'tokens':>8} {'tokens/s':>9} {'ratio':>7}")

@@ -14,7 +14,7 @@ this parent's peak across fork + exec). Wall time is the whole process, imports 
 Rows: task_arithmetic, ties (tensor scope, mergekit's definition), dare_ties, and M2RL's ties with
 global scope (no mergekit equivalent). max|diff| is the largest difference between the two outputs
 over every tensor, where the definitions coincide (dare_ties: different random draws and estimators,
-see m2rl/merge/methods/dare.py).
+see m2rl/merge/methods/dare.py), and the fraction of entries that differ by more than 1e-6.
 """
 
 from __future__ import annotations
@@ -138,21 +138,23 @@ def run_child(cmd: list[str]) -> dict:
     return {"seconds": wall, **json.loads(line[len("@@BENCH "):])}
 
 
-def max_abs_diff(a: Path, b: Path) -> float:
-    """Largest |a - b| over every tensor of two checkpoint folders, one tensor at a time."""
+def max_abs_diff(a: Path, b: Path) -> tuple[float, float]:
+    """(largest |a - b|, fraction of entries with |a - b| > 1e-6) over every tensor of two checkpoint
+    folders, one tensor at a time."""
     from m2rl.merge.io import SafetensorsSource
 
     sa, sb = SafetensorsSource(a), SafetensorsSource(b)
     if set(sa.tensors) != set(sb.tensors):
         missing = sorted(set(sa.tensors) ^ set(sb.tensors))[:3]
         raise RuntimeError(f"outputs differ in tensor names, e.g. {missing}")
-    worst = 0.0
+    worst, off, total = 0.0, 0, 0
     for n, info in sa.tensors.items():
         rows = info.shape[0] if info.shape else 1
-        x = sa.read_rows(n, 0, rows).double()
-        y = sb.read_rows(n, 0, rows).double()
-        worst = max(worst, float((x - y).abs().max()))
-    return worst
+        d = (sa.read_rows(n, 0, rows).double() - sb.read_rows(n, 0, rows).double()).abs()
+        worst = max(worst, float(d.max()))
+        off += int((d > 1e-6).sum())
+        total += d.numel()
+    return worst, off / total
 
 
 def mergekit_config(method: str, base: Path, experts: list[Path], params: dict) -> dict:
@@ -201,12 +203,13 @@ def main() -> None:
                                          "0", "--no-copy-tokenizer", "--no-write-model-card", "--quiet"])
             row["diff"] = max_abs_diff(m2_out, mk_out) if comparable else None
         rows.append(row)
+        print(f"  {json.dumps({k: v for k, v in row.items() if k != 'label'})}", file=sys.stderr)
 
     n_params = sum(math.prod(s) for s in shapes(SMOLLM2).values())
     print(f"\nbase + {args.experts} experts, {n_params / 1e6:.1f}M parameters each ({size_mb:.0f} MB float32 "
           f"files), sigma {args.sigma:g}; torch threads: default; one process per merge")
     head = (f"{'merge':<17}{'m2rl s':>8}{'mergekit s':>12}{'time x':>8}{'m2rl MB':>9}{'mergekit MB':>13}"
-            f"{'RSS x':>7}{'max|diff|':>11}")
+            f"{'RSS x':>7}{'max|diff|':>11}{'frac>1e-6':>11}")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -216,11 +219,13 @@ def main() -> None:
         else:
             cells = [f"{mk_r['seconds']:.1f}", f"{m2['seconds'] / mk_r['seconds']:.2f}",
                      f"{mk_r['peak_rss_mb']:.0f}", f"{m2['peak_rss_mb'] / mk_r['peak_rss_mb']:.2f}"]
-        diff = "n/a" if r["diff"] is None else f"{r['diff']:.2e}"
+        diff, frac = ("n/a", "n/a") if r["diff"] is None else (f"{r['diff'][0]:.2e}", f"{r['diff'][1]:.1e}")
         print(f"{r['label']:<17}{m2['seconds']:>8.1f}{cells[0]:>12}{cells[1]:>8}{m2['peak_rss_mb']:>9.0f}"
-              f"{cells[2]:>13}{cells[3]:>7}{diff:>11}")
+              f"{cells[2]:>13}{cells[3]:>7}{diff:>11}{frac:>11}")
     print("time x, RSS x: m2rl / mergekit (goals: <= 1.0 and <= 0.5); dare_ties: m2rl = DARE(p=0.9) then TIES "
-          "trim 0.2, mergekit = its dare_ties (density 0.1, no trim): not comparable entry by entry")
+          "trim 0.2, mergekit = its dare_ties (density 0.1, no trim): not comparable entry by entry.\n"
+          "ties: float32 deltas of nearby weights are quantised, so many |tau| tie at a tensor's threshold; "
+          "m2rl keeps every tied entry, mergekit's argsort an arbitrary k of them: the entries that differ.")
 
 
 if __name__ == "__main__":

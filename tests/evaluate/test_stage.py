@@ -236,7 +236,7 @@ def test_bad_input_fails_before_generation(case, tiny_model, tmp_path, monkeypat
     assert Recorder.built == 0 and not (tmp_path / "out").exists()
 
 
-def test_logs_eval_metrics_to_mlflow(tiny_model, tmp_path, mlflow_server, monkeypatch):
+def test_logs_eval_metrics_to_mlflow(planted, tiny_model, tmp_path, mlflow_server, monkeypatch):
     import mlflow
 
     from m2rl import tracking
@@ -246,7 +246,8 @@ def test_logs_eval_metrics_to_mlflow(tiny_model, tmp_path, mlflow_server, monkey
     study = StudySpec(name="eval-log-test")
     parent = tracking.start_study(study)
     monkeypatch.setenv(tracking.PARENT_ENV, parent)
-    res = evaluate(tiny_model, benches(), str(tmp_path / "e"), settings=SETTINGS, model_name="single-math")
+    specs = [BenchmarkSpec(name="builtin_math", k=2, limit=4), BenchmarkSpec(name="builtin_science", k=1, limit=4)]
+    res = evaluate(tiny_model, specs, str(tmp_path / "e"), settings=SETTINGS, model_name="single-math")
     runs = tracking.child_runs(parent)
     assert len(runs) == 1
     run = runs[0]
@@ -260,8 +261,8 @@ def test_logs_eval_metrics_to_mlflow(tiny_model, tmp_path, mlflow_server, monkey
     assert {"eval/builtin_math/pass_at_2", "eval/builtin_math/maj_at_k", "eval/builtin_math/ci_low"} <= set(metrics)
     # inside an active run (a KFP component opening its own): logged there, no extra child
     with mlflow.start_run(run_name="outer") as outer:
-        evaluate(tiny_model, benches(), str(tmp_path / "e"), settings=SETTINGS, model_name="mix")
-    assert "eval/builtin_if/avg_at_k" in mlflow.get_run(outer.info.run_id).data.metrics
+        evaluate(tiny_model, specs, str(tmp_path / "e"), settings=SETTINGS, model_name="mix")
+    assert "eval/builtin_science/avg_at_k" in mlflow.get_run(outer.info.run_id).data.metrics
 
 
 def test_eval_command_prints_the_table(tiny_model, tmp_path, monkeypatch):

@@ -141,3 +141,17 @@ def test_streaming_order_statistics_are_exact():
         float(torch.kthvalue(chunks[0][0], 5).values), None, float(chunks[0][2].max())]
     zeros = kth_smallest(lambda: iter(chunks), 3, lambda z: [z[0] + 1, None, None])
     assert zeros[0] == float(allv[0][allv[0] > 0].min())
+
+
+def test_dare_masks_span_blocks_and_chunks():
+    """A tensor of several 2**20-element blocks, read in chunks that straddle them, gets the
+    documented mask (reference re-implementation), whatever the chunking."""
+    from m2rl.merge.methods.dare import keep_mask
+
+    numel = 2 * (1 << 20) + 12345
+    want = ref.dare_mask(7, 2, "w", numel, 0.3)
+    for step in (300_001, 1 << 20, numel):
+        cache: dict = {}
+        got = torch.cat([keep_mask(7, 2, "w", numel, a, min(numel, a + step), 0.3, cache)
+                         for a in range(0, numel, step)])
+        assert torch.equal(got, want), step

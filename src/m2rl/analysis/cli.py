@@ -30,7 +30,7 @@ def analyze_cmd(
     inputs: Path = typer.Option(
         None, "--inputs", help="JSON {models, base, evals, train_cards} instead of the artifact layout."
     ),
-    out: str = typer.Option(None, "--out", "-o", help="Output folder; default <artifact_root>/report."),
+    out: str = typer.Option(None, "--out", "-o", help="Output folder; default <artifact_root>/analysis."),
 ) -> None:
     """Run the spec's analyses over the study's checkpoints, eval folders and train cards -> analysis.json."""
     from m2rl import storage, tracking
@@ -54,7 +54,7 @@ def analyze_cmd(
         tracking.configure(s)
         with tracking.stage_run("analyze"):
             result = analyze(s, args["models"], args["base"], args["evals"], args.get("train_cards") or {},
-                             out or storage.join(root, "report"))
+                             out or storage.join(root, "analysis"))
     except (AnalysisError, CheckpointError, storage.StorageError) as exc:
         _fail(str(exc))
     for name, status in result.sections.items():
@@ -77,7 +77,9 @@ def _study_parent_run(spec) -> str | None:
 
 def report_cmd(
     source: Path = typer.Argument(..., help="Experiment spec (YAML) or an analysis folder / analysis.json."),
-    out: str = typer.Option(None, "--out", "-o", help="Output folder; default the analysis folder."),
+    out: str = typer.Option(
+        None, "--out", "-o", help="Output folder; default <artifact_root>/report for a spec, else the analysis folder."
+    ),
     parent_run_id: str = typer.Option(None, "--parent-run-id", help="MLflow run to log to; default the study's."),
     no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Write the files only."),
 ) -> None:
@@ -88,7 +90,8 @@ def report_cmd(
     run_id = parent_run_id
     if source.suffix in (".yaml", ".yml"):
         s = _spec(source)
-        analysis_dir = storage.join(s.artifact_root, "report")
+        analysis_dir = storage.join(s.artifact_root, "analysis")
+        out = out or storage.join(s.artifact_root, "report")
         if not no_mlflow and run_id is None:
             run_id = os.environ.get("M2RL_PARENT_RUN_ID") or _study_parent_run(s)
     else:

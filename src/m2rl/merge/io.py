@@ -156,13 +156,19 @@ class SafetensorsSource:
         except json.JSONDecodeError as exc:
             raise InputError(f"{p}: unreadable config ({exc})") from None
 
-    def read_rows(self, name: str, start: int, stop: int) -> torch.Tensor:
-        """Rows [start, stop) along the first dimension, in the stored dtype (a 0-d tensor is one row)."""
+    def read_rows(self, name: str, start: int, stop: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Rows [start, stop) along the first dimension, in the stored dtype (a 0-d tensor is one row);
+        into `out` (contiguous, of the stored dtype and the rows' size) when given."""
         info = self.tensors[name]
         shape = info.shape if info.shape else (1,)
         row_bytes = info.nbytes // shape[0] if shape[0] else 0
         n = (stop - start) * row_bytes
-        buf = torch.empty(n, dtype=torch.uint8)
+        if out is not None:
+            if out.dtype != DTYPES[info.dtype] or not out.is_contiguous() or out.numel() * out.element_size() != n:
+                raise ValueError(f"read_rows: `out` does not fit rows {start}:{stop} of {name!r}")
+            buf = out.reshape(-1).view(torch.uint8)
+        else:
+            buf = torch.empty(n, dtype=torch.uint8)
         if n:
             fh = self._fh.get(info.file)
             if fh is None:
@@ -175,6 +181,8 @@ class SafetensorsSource:
                 if not r:
                     raise InputError(f"{info.file}: truncated while reading tensor {name!r}")
                 got += r
+        if out is not None:
+            return out
         return buf.view(DTYPES[info.dtype]).reshape((stop - start, *shape[1:]))
 
     def close(self) -> None:

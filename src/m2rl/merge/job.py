@@ -55,19 +55,26 @@ class TensorJob:
         base = self.base_src.read_rows(self.name, start, stop).to(torch.float32)
         deltas = torch.empty((self.n_models, stop - start, *self.ishape[1:]), dtype=torch.float32)
         for i, src in enumerate(self.experts):
-            deltas[i].copy_(src.read_rows(self.name, start, stop))
-        if stop > self._checked_to:
-            if not bool(torch.isfinite(base).all()):
-                raise InputError(f"{self.base_src.label}: tensor {self.name!r} has NaN or Inf values (base)")
-            for i, src in enumerate(self.experts):
-                if not bool(torch.isfinite(deltas[i]).all()):
-                    raise InputError(f"{src.label}: tensor {self.name!r} has NaN or Inf values (so has its delta)")
+            if src.tensors[self.name].dtype == "F32":
+                src.read_rows(self.name, start, stop, out=deltas[i])
+            else:
+                deltas[i].copy_(src.read_rows(self.name, start, stop))
         deltas -= base
-        if stop > self._checked_to and not bool(torch.isfinite(deltas).all()):
-            i = next(i for i in range(self.n_models) if not bool(torch.isfinite(deltas[i]).all()))
-            raise InputError(f"{self.experts[i].label}: tensor {self.name!r} delta overflows to Inf")
-        self._checked_to = max(self._checked_to, stop)
+        if stop > self._checked_to:
+            self._check(base, deltas)
+            self._checked_to = stop
         return Chunk(start, stop, base, deltas)
+
+    def _check(self, base: torch.Tensor, deltas: torch.Tensor) -> None:
+        """Raise naming the first input with a NaN/Inf here. A sum is finite whenever every term is
+        (NaN and Inf propagate), so the element-wise test runs only when the sum is not."""
+        if bool(torch.isfinite(deltas.sum())):
+            return
+        if not bool(torch.isfinite(base).all()):
+            raise InputError(f"{self.base_src.label}: tensor {self.name!r} has NaN or Inf values (base)")
+        for i, src in enumerate(self.experts):
+            if not bool(torch.isfinite(deltas[i]).all()):
+                raise InputError(f"{src.label}: tensor {self.name!r} has NaN or Inf values (so has its delta)")
 
     def chunks(self) -> Iterator[Chunk]:
         """Every row chunk, in order (one chunk, kept, when the tensor fits in one)."""

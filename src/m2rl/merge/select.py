@@ -85,8 +85,9 @@ def kth_smallest(stream: Callable[[], Iterable[torch.Tensor]], groups: int, rank
     hist: _Histogram | None = None
     zeros = [0] * groups
     for chunk in stream():
-        z = (chunk.reshape(groups, -1) == 0).sum(dim=1).tolist()
-        zeros = [a + b for a, b in zip(zeros, z, strict=True)]
+        if callable(ranks):
+            z = (chunk.reshape(groups, -1) == 0).sum(dim=1).tolist()
+            zeros = [a + b for a, b in zip(zeros, z, strict=True)]
         if first is None and hist is None:
             first = chunk
             continue

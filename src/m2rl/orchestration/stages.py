@@ -95,7 +95,11 @@ def input_fingerprint(uri: str) -> str:
 
 
 def fingerprint(stage: str, item: str, key: Any, inputs: list[str]) -> str:
-    doc = {"stage": stage, "item": item, "key": key, "inputs": {u: input_fingerprint(u) for u in inputs}}
+    """What a stage's output depends on: its spec sections (`key`), its inputs' fingerprints, the m2rl version."""
+    from m2rl import __version__
+
+    doc = {"stage": stage, "item": item, "key": key, "inputs": {u: input_fingerprint(u) for u in inputs},
+           "m2rl": __version__}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -35,14 +35,27 @@ def block_seed(seed: int, model: int, name: str, block: int) -> int:
     return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
-def keep_mask(seed: int, model: int, name: str, numel: int, begin: int, end: int, drop_rate: float) -> torch.Tensor:
-    """Keep mask (bool) of flattened elements [begin, end) of a tensor of `numel` elements (module doc)."""
+def _block(seed: int, model: int, name: str, block: int, numel: int) -> torch.Tensor:
+    n = min(BLOCK, numel - block * BLOCK)
+    return torch.rand(n, generator=torch.Generator().manual_seed(block_seed(seed, model, name, block)))
+
+
+def keep_mask(seed: int, model: int, name: str, numel: int, begin: int, end: int, drop_rate: float,
+              cache: dict | None = None) -> torch.Tensor:
+    """Keep mask (bool) of flattened elements [begin, end) of a tensor of `numel` elements (module doc).
+
+    `cache` keeps the last block drawn per model, so that consecutive chunks draw each block once."""
     parts = []
     for b in range(begin // BLOCK, (end - 1) // BLOCK + 1):
         lo = b * BLOCK
-        n = min(BLOCK, numel - lo)
-        u = torch.rand(n, generator=torch.Generator().manual_seed(block_seed(seed, model, name, b)))
-        parts.append(u[max(begin, lo) - lo : min(end, lo + n) - lo])
+        key = (seed, model, name, b)
+        if cache is not None and cache.get(model, (None,))[0] == key:
+            u = cache[model][1]
+        else:
+            u = _block(seed, model, name, b, numel)
+            if cache is not None:
+                cache[model] = (key, u)
+        parts.append(u[max(begin, lo) - lo : min(end, lo + u.numel()) - lo])
     u = parts[0] if len(parts) == 1 else torch.cat(parts)
     return u >= drop_rate
 
@@ -64,14 +77,14 @@ class DareTiesParams(TiesParams):
     seed: int = Field(default=0, description="Seed of the drop masks.")
 
 
-def dare(params, job: TensorJob, chunk: Chunk) -> torch.Tensor:
+def dare(params, job: TensorJob, chunk: Chunk, cache: dict | None = None) -> torch.Tensor:
     """The chunk's deltas with DARE applied, expert by expert."""
     if params.drop_rate == 0:
         return chunk.deltas
     begin, end = job.flat_range(chunk)
     out = torch.empty_like(chunk.deltas)
     for i in range(chunk.deltas.shape[0]):
-        keep = keep_mask(params.seed, i, job.name, job.numel, begin, end, params.drop_rate)
+        keep = keep_mask(params.seed, i, job.name, job.numel, begin, end, params.drop_rate, cache)
         torch.mul(chunk.deltas[i], keep.view(chunk.deltas[i].shape), out=out[i])
         if params.rescale:
             out[i] /= 1.0 - params.drop_rate
@@ -83,8 +96,10 @@ class DareTA(MergeMethod):
     name = "dare_ta"
     Params = DareParams
 
-    def merge_chunk(self, job, chunk):
-        return chunk.base + self.p.scale * dare(self.p, job, chunk).sum(dim=0)
+    def merge_tensor(self, job: TensorJob) -> None:
+        cache: dict = {}
+        for chunk in job.chunks():
+            job.write(chunk, chunk.base + self.p.scale * dare(self.p, job, chunk, cache).sum(dim=0))
 
 
 @register_method
@@ -98,4 +113,6 @@ class DareTies(TrimElectMerge):
             if memo is None:
                 memo = job._dare = dare(self.p, job, chunk)
             return memo
-        return dare(self.p, job, chunk)
+        if getattr(job, "_dare_blocks", None) is None:
+            job._dare_blocks = {}
+        return dare(self.p, job, chunk, job._dare_blocks)

@@ -48,10 +48,14 @@ def elect_sign(deltas: torch.Tensor) -> torch.Tensor:
 
 
 def disjoint_mean(deltas: torch.Tensor) -> torch.Tensor:
-    """Mean over the models of the entries whose sign agrees with the elected sign (0 where none)."""
-    agree = torch.sign(deltas) == elect_sign(deltas)
-    total = torch.where(agree, deltas, 0.0).sum(dim=0)
-    return total.div_(agree.sum(dim=0, dtype=torch.float32).clamp_(min=1))
+    """Mean over the models of the entries whose sign agrees with the elected sign (0 where none).
+
+    An entry agrees iff entry * elected > 0; float-only arithmetic (no boolean masks) keeps it fast."""
+    elected = elect_sign(deltas)
+    agreeing = (deltas * elected).clamp_(min=0)  # |entry| where it agrees, else 0
+    total = agreeing.sum(dim=0)
+    count = agreeing.sign_().sum(dim=0)
+    return total.mul_(elected).div_(count.clamp_(min=1))
 
 
 def _per_model(values: list[float], ndim: int) -> torch.Tensor:

@@ -90,6 +90,18 @@ def grpo_config_kwargs(job: TrainJob, output_dir: str | Path) -> dict[str, Any]:
     return kwargs
 
 
+def make_grpo_config(job: TrainJob, output_dir: str | Path) -> Any:
+    """TRL's GRPOConfig for the job (activation checkpointing named as the installed transformers names it)."""
+    import dataclasses
+
+    from trl import GRPOConfig
+
+    kwargs = grpo_config_kwargs(job, output_dir)
+    if "activation_checkpointing" in {f.name for f in dataclasses.fields(GRPOConfig)}:
+        kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
+    return GRPOConfig(**kwargs)
+
+
 def verifier_reward_adapter() -> Callable[..., list[float | None]]:
     """The verifiers' TRL reward function (`m2rl.verifiers.trl_reward`)."""
     try:
@@ -199,7 +211,7 @@ class TrlBackend:
         from datasets import Dataset
         from transformers import AutoTokenizer, TrainerCallback
         from transformers.trainer_callback import PrinterCallback
-        from trl import GRPOConfig, GRPOTrainer
+        from trl import GRPOTrainer
 
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
@@ -223,7 +235,7 @@ class TrlBackend:
             print(f"train[{job.name}]: {too_long} prompts over train.max_prompt_len = {job.train.max_prompt_len} "
                   f"tokens left out", file=sys.stderr, flush=True)
         per_step = optimizer_steps_per_grpo_step(job)
-        config = GRPOConfig(**grpo_config_kwargs(job, local_ckpt))
+        config = make_grpo_config(job, local_ckpt)
         started = time.monotonic()
 
         def grpo_step(global_step: int) -> int:
