@@ -98,7 +98,8 @@ def results_table(result):
     )
     table = Table(title=f"eval {result.model} -> {result.out}")
     for col in ("benchmark", "domain", "problems", "K", "Avg@K", "95% CI"):
-        table.add_column(col, justify="left" if col in ("benchmark", "domain") else "right")
+        table.add_column(col, justify="left" if col in ("benchmark", "domain") else "right",
+                         no_wrap=col in ("benchmark", "95% CI"))
     for col in pass_cols:
         table.add_column(f"pass@{col[8:]}", justify="right")
     table.add_column("maj@K", justify="right")
@@ -111,7 +112,7 @@ def results_table(result):
     if result.domain_metrics:
         table.add_section()
         for domain, m in result.domain_metrics.items():
-            table.add_row(f"[italic]domain {domain}[/]", domain, "", "", f"{100 * m['avg_at_k']:.1f}", "",
+            table.add_row("[italic](domain avg)[/]", domain, "", "", f"{100 * m['avg_at_k']:.1f}", "",
                           *([""] * len(pass_cols)), "")
     return table
 
