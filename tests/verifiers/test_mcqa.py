@@ -31,6 +31,8 @@ def rec(label: str, options=None) -> dict:
         "Answer: c",
         "answer: **C**.",
         "The correct option is C because the others fail.",
+        "C. 70 m/s^2",
+        "(C) because the field is uniform",
     ],
 )
 def test_accepted_forms(response):

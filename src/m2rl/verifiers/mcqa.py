@@ -3,7 +3,7 @@
 Valid letters come from `verifier.options` (A first, one per option; A–D without options). The letter
 is read, in order of trust, from: the last answer marker (`Answer: C`, `answer is (C)`, `The answer is
 definitely C`, `correct option is C`), the last `\\boxed{C}`, then the later of the last `(C)` / `**C**`
-/ `[C]` and a trailing standalone letter. A letter is only ever taken standing alone, never out of a
+/ `[C]` and a trailing standalone letter, and last a reply that opens with the option (`A. 70 m/s²`). A letter is only ever taken standing alone, never out of a
 word. Every pattern is a single pass without nested quantifiers, so it is linear in the text length.
 """
 
@@ -19,6 +19,7 @@ _MARK_RE = re.compile(r"answer(?:[ \t*]{0,4}[:\uff1a]|\s{1,4}is)|correct\s{1,4}(
 _LETTER_RE = re.compile(r"(?<![A-Za-z0-9_\\])([A-Z])(?![A-Za-z0-9_])")
 _BOXED_RE = re.compile(r"\\boxed\{\s{0,4}(?:\\text(?:bf)?\{)?\s{0,4}\(?([A-Za-z])\)?\s{0,4}\}")
 _MARKED_RE = re.compile(r"\(([A-Z])\)|\*\*([A-Z])\*\*|\[([A-Z])\]")
+_LEADING_RE = re.compile(r"\s{0,8}\(?([A-Z])[.):](?:\s|$)")
 _WINDOW = 80
 
 
@@ -76,6 +77,10 @@ def extract_letter(text: str, letters: str) -> tuple[str | None, str]:
     if tail and tail[-1] in letters and (len(tail) == 1 or not (tail[-2].isalnum() or tail[-2] in "_\\")):
         if len(tail) - 1 > best_pos:
             best, how = tail[-1], "trailing"
+    if best is None:  # a reply that opens with the option itself: "A. 70 m/s^2"
+        lead = _LEADING_RE.match(text)
+        if lead and lead.group(1) in letters:
+            best, how = lead.group(1), "leading"
     return best, how
 
 
