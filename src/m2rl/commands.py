@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 
-def _load(spec_path: Path):
+def load_spec_or_exit(spec_path: Path):
+    """The spec at `spec_path`, or exit 2 with every error by field path (shared by all commands)."""
     from m2rl.spec import SpecError, load_spec
 
     try:
@@ -19,7 +20,7 @@ def _load(spec_path: Path):
 
 def validate(spec: Path = typer.Argument(..., help="Experiment spec (YAML).")) -> None:
     """Check a spec and explain every error by field path (exit code 2 when invalid)."""
-    s = _load(spec)
+    s = load_spec_or_exit(spec)
     typer.echo(
         f"{spec}: valid — study {s.name!r}, base {s.base_model}, domains {', '.join(s.domains)}, "
         f"paradigms {', '.join(s.paradigms)}, backend {s.train.backend}"
@@ -38,7 +39,7 @@ def data(
     from m2rl import storage, tracking
     from m2rl.data import DataStageError, run_data_stage
 
-    s = _load(spec)
+    s = load_spec_or_exit(spec)
     target = out or storage.join(s.artifact_root, "data")
     console = Console(stderr=True)
     tracking.configure(s)

@@ -8,20 +8,15 @@ from pathlib import Path
 
 import typer
 
+from m2rl.commands import load_spec_or_exit
+
 
 def _fail(msg: str) -> None:
     typer.echo(f"error: {msg}", err=True)
     raise typer.Exit(2)
 
 
-def _spec(path: Path):
-    from m2rl.spec import SpecError, load_spec
-
-    try:
-        return load_spec(path)
-    except SpecError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+_spec = load_spec_or_exit
 
 
 def analyze_cmd(

@@ -6,18 +6,10 @@ from pathlib import Path
 
 import typer
 
+from m2rl.commands import load_spec_or_exit
+
 DEFAULT_SPEC = Path("examples/demo.yaml")
 VARIANT_HELP = "Pipeline: study (the spec's paradigms), mix (mix only) or merge (merge only)."
-
-
-def _load(spec_path: Path):
-    from m2rl.spec import SpecError, load_spec
-
-    try:
-        return load_spec(spec_path)
-    except SpecError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
 
 
 def _variant(variant: str) -> str:
@@ -44,7 +36,7 @@ def run(
 
     from m2rl.orchestration.local import LocalRunError, headline, run_local
 
-    s = _load(spec)
+    s = load_spec_or_exit(spec)
     console = Console(stderr=True)
     try:
         result = run_local(s, spec_path=spec, variant=_variant(variant), resume=not new_run, use_cache=not no_cache,
@@ -77,7 +69,7 @@ def compile_cmd(
     """Compile the study pipeline into a KFP package (YAML) for a cluster."""
     from m2rl.orchestration.package import compile_package, read_package, task_names
 
-    s = _load(spec)
+    s = load_spec_or_exit(spec)
     path = compile_package(s, out, _variant(variant))
     names = task_names(read_package(path)[0])
     typer.echo(f"{path}: {len(names)} tasks ({', '.join(names)})")
@@ -99,7 +91,7 @@ def submit_cmd(
     """Compile the pipeline and create a run on a KFP cluster; prints the run URL and the MLflow parent run."""
     from m2rl.orchestration.package import submit
 
-    s = _load(spec)
+    s = load_spec_or_exit(spec)
     try:
         r = submit(s, host, experiment=experiment, run_name=run_name, namespace=namespace,
                    service_account=service_account, package=package, variant=_variant(variant), dry_run=dry_run,
