@@ -1,6 +1,7 @@
 """Merge benchmark: wall time and peak RSS of M2RL's merge against mergekit, on the same inputs.
 
     python benchmarks/merge.py [--work work/bench] [--experts 5] [--sigma 1e-3] [--no-mergekit]
+                               [--only 'dare_ties' 'ties (tensor)' ...]
 
 Creates (once, cached under --work) a base and N "RL experts" of SmolLM2-135M's shapes (134.5M
 parameters, tied embeddings): random weights, each expert = base + sigma * rms(W) * N(0, 1) per
@@ -177,6 +178,8 @@ def main() -> None:
     ap.add_argument("--experts", type=int, default=5)
     ap.add_argument("--sigma", type=float, default=1e-3)
     ap.add_argument("--no-mergekit", action="store_true", help="Measure M2RL alone.")
+    ap.add_argument("--only", nargs="+", choices=[c[0] for c in CASES], metavar="ROW",
+                    help=f"Run only these rows (of: {', '.join(repr(c[0]) for c in CASES)}).")
     args = ap.parse_args()
     import yaml
 
@@ -188,6 +191,8 @@ def main() -> None:
     outs = work / "merge-out"
     rows = []
     for label, method, params, mk_method, mk_params, comparable in CASES:
+        if args.only and label not in args.only:
+            continue
         m2_out = outs / f"m2rl-{method}-{params.get('scope', '')}"
         arg = json.dumps([str(base), [str(e) for e in experts], method, params, str(m2_out)])
         print(f"m2rl {label} ...", file=sys.stderr)

@@ -25,10 +25,10 @@ def train_command(
 ) -> None:
     """Train one model with GRPO (TRL on the CPU, OpenRLHF on GPUs) and write a Hugging Face checkpoint."""
     from m2rl import storage, tracking
-    from m2rl.commands import _load
+    from m2rl.commands import load_spec_or_exit
     from m2rl.train import MIX, TrainError, describe, train
 
-    s = _load(spec)
+    s = load_spec_or_exit(spec)
     base_ref = base or s.base_model
     data = data or storage.join(s.artifact_root, "data", "train", f"{run}.parquet")
     out = out or storage.join(s.artifact_root, "models", run if run == MIX else f"single-{run}")

@@ -40,13 +40,14 @@ def _block(seed: int, model: int, name: str, block: int, numel: int) -> torch.Te
     return torch.rand(n, generator=torch.Generator().manual_seed(block_seed(seed, model, name, block)))
 
 
-def keep_mask(seed: int, model: int, name: str, numel: int, begin: int, end: int, drop_rate: float,
-              cache: dict | None = None) -> torch.Tensor:
-    """Keep mask (bool) of flattened elements [begin, end) of a tensor of `numel` elements (module doc).
+def uniforms(seed: int, model: int, name: str, numel: int, begin: int, end: int,
+             cache: dict | None = None) -> torch.Tensor:
+    """The uniform draws u of flattened elements [begin, end) of a tensor of `numel` elements (module doc).
 
     `cache` keeps the last block drawn per model, so that consecutive chunks draw each block once."""
-    parts = []
-    for b in range(begin // BLOCK, (end - 1) // BLOCK + 1):
+    first, last = begin // BLOCK, (end - 1) // BLOCK
+    out = None if first == last else torch.empty(end - begin, dtype=torch.float32)
+    for b in range(first, last + 1):
         lo = b * BLOCK
         key = (seed, model, name, b)
         if cache is not None and cache.get(model, (None,))[0] == key:
@@ -55,9 +56,17 @@ def keep_mask(seed: int, model: int, name: str, numel: int, begin: int, end: int
             u = _block(seed, model, name, b, numel)
             if cache is not None:
                 cache[model] = (key, u)
-        parts.append(u[max(begin, lo) - lo : min(end, lo + u.numel()) - lo])
-    u = parts[0] if len(parts) == 1 else torch.cat(parts)
-    return u >= drop_rate
+        a, z = max(begin, lo), min(end, lo + u.numel())
+        if out is None:
+            return u[a - lo : z - lo]
+        out[a - begin : z - begin] = u[a - lo : z - lo]
+    return out
+
+
+def keep_mask(seed: int, model: int, name: str, numel: int, begin: int, end: int, drop_rate: float,
+              cache: dict | None = None) -> torch.Tensor:
+    """Keep mask (bool) of flattened elements [begin, end) of a tensor of `numel` elements (module doc)."""
+    return uniforms(seed, model, name, numel, begin, end, cache) >= drop_rate
 
 
 class DareParams(StrictModel):
@@ -78,16 +87,18 @@ class DareTiesParams(TiesParams):
 
 
 def dare(params, job: TensorJob, chunk: Chunk, cache: dict | None = None) -> torch.Tensor:
-    """The chunk's deltas with DARE applied, expert by expert."""
+    """The chunk's deltas with DARE applied, expert by expert, in place (`chunk.deltas` becomes them:
+    apply it once per chunk read)."""
+    out = chunk.deltas
     if params.drop_rate == 0:
-        return chunk.deltas
+        return out
     begin, end = job.flat_range(chunk)
-    out = torch.empty_like(chunk.deltas)
-    for i in range(chunk.deltas.shape[0]):
+    zero = torch.zeros((), dtype=out.dtype)
+    for i in range(out.shape[0]):
         keep = keep_mask(params.seed, i, job.name, job.numel, begin, end, params.drop_rate, cache)
-        torch.mul(chunk.deltas[i], keep.view(chunk.deltas[i].shape), out=out[i])
-        if params.rescale:
-            out[i] /= 1.0 - params.drop_rate
+        torch.where(keep.view(out[i].shape), out[i], zero, out=out[i])
+    if params.rescale:
+        out /= 1.0 - params.drop_rate
     return out
 
 

@@ -28,7 +28,7 @@ from pydantic import Field
 
 from m2rl.merge.job import Chunk, MergeContext, TensorJob
 from m2rl.merge.registry import MergeMethod, register_method
-from m2rl.merge.select import kth_smallest
+from m2rl.merge.select import kth_smallest, kth_value
 from m2rl.spec.base import StrictModel
 
 
@@ -47,12 +47,13 @@ def elect_sign(deltas: torch.Tensor) -> torch.Tensor:
     return torch.where(deltas.sum(dim=0) >= 0, 1.0, -1.0)
 
 
-def disjoint_mean(deltas: torch.Tensor) -> torch.Tensor:
+def disjoint_mean(deltas: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     """Mean over the models of the entries whose sign agrees with the elected sign (0 where none).
 
-    An entry agrees iff entry * elected > 0; float-only arithmetic (no boolean masks) keeps it fast."""
+    An entry agrees iff entry * elected > 0; float-only arithmetic (no boolean masks) keeps it fast.
+    `inplace`: `deltas` may be overwritten (saves a models x chunk temporary)."""
     elected = elect_sign(deltas)
-    agreeing = (deltas * elected).clamp_(min=0)  # |entry| where it agrees, else 0
+    agreeing = (deltas.mul_(elected) if inplace else deltas * elected).clamp_(min=0)  # |entry| if agreeing
     total = agreeing.sum(dim=0)
     count = agreeing.sign_().sum(dim=0)
     return total.mul_(elected).div_(count.clamp_(min=1))
@@ -90,18 +91,25 @@ class TrimElectMerge(MergeMethod):
             return self.global_thr
         k = max(1, int(self.p.density * job.numel))
         rank = job.numel - k + 1
+        if job.single:  # in memory; |tau| formed only for a model whose rank is beyond its zeros
+            flat = self.transform(job, job.full()).reshape(self.n_models, -1)
+            zeros = [job.numel - int(torch.count_nonzero(row)) for row in flat]
+            return [0.0 if rank <= z else kth_value(row.abs(), rank, z) for row, z in zip(flat, zeros, strict=True)]
         return kth_smallest(
             lambda: (self.transform(job, c).abs() for c in job.chunks()), self.n_models, [rank] * self.n_models
         )
 
     def merge_tensor(self, job: TensorJob) -> None:
         thr = self.thresholds(job)
+        if thr is not None and all(v == 0 for v in thr):
+            thr = None  # |tau| >= 0 keeps every entry
         t = _per_model(thr, len(job.ishape)) if thr is not None else None
         for chunk in job.chunks():
             d = self.transform(job, chunk)
             if t is not None:
-                d = d * (d.abs() >= t)
-            job.write(chunk, chunk.base + self.p.scale * disjoint_mean(d))
+                d = torch.where(d.abs() >= t, d, 0.0)
+            # the merge pass is the last use of the chunk's (transformed) deltas
+            job.write(chunk, chunk.base + self.p.scale * disjoint_mean(d, inplace=True))
 
 
 @register_method
