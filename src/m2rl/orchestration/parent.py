@@ -38,7 +38,8 @@ def open_parent(
     """(parent run id, resumed): reuse the last parent run of the same spec, else create one; it is RUNNING."""
     from mlflow import MlflowClient
 
-    client = MlflowClient()
+    tracking.configure(spec)
+    client = MlflowClient()  # after configure: a client binds the tracking URI current at its creation
     run_id = find_parent(spec) if resume else None
     resumed = run_id is not None
     if run_id is None:
