@@ -6,7 +6,7 @@ bash scripts/setup.sh
 . .venv/bin/activate
 export M2RL_CACHE="${M2RL_CACHE:-$PWD/work/cache}"
 set +e
-python -m pytest -q --timeout=900 "$@"
+python -m pytest -q -n 2 --timeout=900 "$@"
 rc=$?
 set -e
 # pytest exits 5 when it collected no tests: that is not a pass.
