@@ -54,8 +54,8 @@ def _interleaved(generator, prompts: list[str], batch: int, k: int, sampling) ->
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
-    ap.add_argument("--prompts", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--prompts", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=16, help="Prompts per generate call (the evaluate spec's default batch_size)")
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--k", type=int, default=1, help="Samples per prompt (num_return_sequences).")
     ap.add_argument("--threads", type=int, default=None,
