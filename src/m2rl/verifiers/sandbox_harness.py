@@ -91,21 +91,22 @@ def _h_build_root(libc, job: dict) -> None:
     for path in job["binds"]:
         os.makedirs(root + path, exist_ok=True)
         _bind(libc, path, root + path)
-    os.mkdir(root + "/etc")
+    # exist_ok: a bound Python installation may live under one of these (a venv in /tmp, say)
+    os.makedirs(root + "/etc", exist_ok=True)
     for name in ETC_FILES:
         if os.path.isfile("/etc/" + name):
             open(root + "/etc/" + name, "w").close()
             _bind(libc, "/etc/" + name, root + "/etc/" + name)
     with open(root + "/etc/passwd", "w") as f:
         f.write(f"root:x:0:0::/:/bin/false\nsandbox:x:{job['uid']}:{job['uid']}::{ROOT_INSIDE_WORKDIR}:/bin/false\n")
-    os.mkdir(root + "/dev")
+    os.makedirs(root + "/dev", exist_ok=True)
     for name in DEV_FILES:
         if os.path.exists("/dev/" + name):
             open(root + "/dev/" + name, "w").close()
             _bind(libc, "/dev/" + name, root + "/dev/" + name, readonly=False)
-    os.mkdir(root + "/proc")
+    os.makedirs(root + "/proc", exist_ok=True)
     for d, mode in (("/tmp", 0o1777), (ROOT_INSIDE_WORKDIR, 0o755)):
-        os.mkdir(root + d)
+        os.makedirs(root + d, exist_ok=True)
         os.chmod(root + d, mode)
     os.chown(root + ROOT_INSIDE_WORKDIR, job["uid"], job["uid"])
 
