@@ -41,7 +41,8 @@ class MergeMethod:
             job.write(chunk, self.merge_chunk(job, chunk))
 
     def merge_chunk(self, job: TensorJob, chunk: Chunk):
-        raise NotImplementedError(f"{self.name}: implements neither merge_tensor nor merge_chunk")
+        """The merged values of one chunk; a method overrides this or `merge_tensor` (checked at registration)."""
+        raise TypeError(f"{self.name}: implements neither merge_tensor nor merge_chunk")
 
 
 _METHODS: dict[str, type[MergeMethod]] = {}
@@ -51,6 +52,8 @@ _loaded = False
 def register_method(cls: type[MergeMethod]) -> type[MergeMethod]:
     if cls.name in _METHODS and _METHODS[cls.name] is not cls:
         raise ValueError(f"merge method {cls.name!r} registered twice")
+    if cls.merge_tensor is MergeMethod.merge_tensor and cls.merge_chunk is MergeMethod.merge_chunk:
+        raise TypeError(f"merge method {cls.name!r} must override merge_tensor or merge_chunk")
     _METHODS[cls.name] = cls
     return cls
 
