@@ -122,6 +122,11 @@ def test_source_limit_seed_and_domains():
     ({"seed": "x"}, "math", "options.seed"),
     ({"count": 0}, "math", "options.count"),
     ({}, "poetry", "unknown domain 'poetry'"),
+    ({"kinds": ["mental", "calculus"]}, "math", "options.kinds: unknown math kind 'calculus'"),
+    ({"kinds": []}, "math", "options.kinds must be a non-empty list"),
+    ({"kinds": ["x"]}, "if", "options.kinds: domain 'if' has no problem kinds"),
+    ({"allow_last_number": "yes"}, "math", "options.allow_last_number must be true or false"),
+    ({"allow_last_number": True}, "science", "options.allow_last_number applies to the math domain only"),
 ])
 def test_source_bad_input_names_the_field(options, domain, match):
     fn = get_source("builtin")
@@ -186,6 +191,46 @@ def test_math_arithmetic_labels_recomputed_from_the_prompt_text(problems):
     assert seen >= 80
     assert {p.kind for p in problems["math"]} >= {"arithmetic", "fraction", "percent", "linear", "counting",
                                                    "number_theory", "average", "word"}
+
+
+def test_mental_kind_is_opt_in_and_its_labels_recomputed_from_the_prompt():
+    """`options.kinds: [mental]` gives one-step problems on small numbers, with ids of their own; the
+    default mix has none of them; allow_last_number reaches the verifier and lets `7 + 5 = 12` score."""
+    from m2rl.verifiers import score
+
+    fn = get_source("builtin")
+    recs = list(fn(SourceSpec(type="builtin", options={"kinds": ["mental"], "allow_last_number": True}), "math"))
+    assert len(recs) == builtin.DEFAULT_COUNT
+    assert recs[0]["id"] == "builtin-math-mental-lastnum-00000"
+    default_ids = {r["id"] for r in builtin.generate("math")}
+    assert not default_ids & {r["id"] for r in recs}
+    assert len({prompt_key(r) for r in recs}) == len(recs)
+    ops = set()
+    for r in recs:
+        validate_record(r)
+        m = re.search(r"What is (\d+) ([-+×]) (\d+)\?", r["prompt"][-1]["content"])
+        a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
+        ops.add(op)
+        assert r["label"] == str({"+": a + b, "-": a - b, "×": a * b}[op]) and int(r["label"]) >= 0
+        assert r["verifier"] == {"type": "math", "allow_last_number": True}
+        assert score(r, f"{a} {op} {b} = {r['label']}").value == 1.0
+        assert score(r, f"{a} {op} {b} = {int(r['label']) + 1}").value == 0.0
+    assert ops == {"+", "-", "×"}
+    strict = builtin.generate("math", variant=builtin.Variant(("mental",)))
+    assert strict[0]["id"] == "builtin-math-mental-00000" and strict[0]["verifier"] == {"type": "math"}
+    assert score(strict[0], f"= {strict[0]['label']}").value == 0.0  # no `Answer:` line, no fallback
+    assert "mental" not in {p.kind for p in builtin.generate_problems("math")}
+
+
+def test_kinds_restrict_the_draw_and_keep_the_labels_checked():
+    mixed = builtin.generate_problems("math", count=60, kinds=["fractions", "linear"])
+    assert {p.kind for p in mixed} == {"fraction", "linear"}
+    for p in mixed:
+        assert _check_value(p.check) == sympy.Rational(p.answer)
+    sci = list(get_source("builtin")(SourceSpec(type="builtin", options={"kinds": "element", "count": 30}),
+                                     "science"))
+    assert len(sci) == 30 and all(r["id"].startswith("builtin-science-element-") for r in sci)
+    assert {p.kind for p in builtin.generate_problems("science", count=30, kinds=["element"])} == {"element"}
 
 
 # --- science: the gold letter points at the option recomputed here ---------------------------------

@@ -257,6 +257,15 @@ def test_builtin_split_follows_the_data_stage_rule(tmp_path):
                                          if is_eval(r["id"], 0.5, seed=3)][:4]
     with pytest.raises(EvalError, match="unknown option options.colour"):
         load_builtin("builtin_math", options={"colour": 1})
+    # a variant of the source (its kinds, the last-number fallback) is held out the same way
+    opts = {"count": 60, "kinds": ["mental"], "allow_last_number": True}
+    mental = load_builtin("builtin_math", options=opts)
+    variant = builtin.Variant(("mental",), True)
+    assert [r["id"] for r in mental] == [r["id"] for r in builtin.generate("math", 0, 60, variant)
+                                          if is_eval(r["id"], 0.2, seed=0)] and mental
+    assert all(r["verifier"] == {"type": "math", "allow_last_number": True} for r in mental)
+    with pytest.raises(EvalError, match="builtin_math: options.kinds: unknown math kind 'poetry'"):
+        load_builtin("builtin_math", options={"kinds": ["poetry"]})
     # with a path: the data stage's eval parquet, this domain's rows only
     write_records(tmp_path / "eval.parquet", builtin.generate("code", 0, 5) + builtin.generate("math", 0, 3))
     assert [r["domain"] for r in load("builtin_code", tmp_path / "eval.parquet")] == ["code"] * 5
@@ -276,14 +285,16 @@ def test_study_benchmarks_tie_builtin_to_the_study_split(tmp_path):
     study = StudySpec.model_validate({
         "artifact_root": str(tmp_path / "art"),
         "data": {"eval_fraction": 0.3, "seed": 5,
-                 "domains": {"math": {"sources": [{"type": "builtin", "options": {"seed": 2, "count": 50}}],
+                 "domains": {"math": {"sources": [{"type": "builtin", "options": {"seed": 2, "count": 50,
+                                                                                   "kinds": ["mental"]}}],
                                       "max_eval": 7},
                              "code": {}}},
         "evaluate": {"benchmarks": [{"name": "builtin_math"}, {"name": "builtin_code", "options": {"count": 9}},
                                     {"name": "aime24", "path": "x.parquet"}]},
     })
     math, code, aime = study_benchmarks(study)
-    assert math.options == {"eval_fraction": 0.3, "split_seed": 5, "max_eval": 7, "seed": 2, "count": 50}
+    assert math.options == {"eval_fraction": 0.3, "split_seed": 5, "max_eval": 7, "seed": 2, "count": 50,
+                            "kinds": ["mental"]}
     assert code.options["count"] == 9 and code.options["split_seed"] == 5 and code.path is None
     assert aime.path == "x.parquet"
     from m2rl.data import builtin

@@ -5,7 +5,10 @@ evaluated on. For each policy model p the continuation is p's own eval response 
 sample, cut to `kl_max_new_tokens` tokens); where p has no response for it, p generates one greedily.
 KL(p || r) is the full-vocabulary KL of the next-token distributions, averaged over every continuation
 token: the on-policy token-level KL. References: the base for every model, and every single-domain
-expert for the mixed and merged models. Two models are in memory at a time (the policy and one reference).
+expert for the mixed and merged models. Each model is loaded once per group of prompts and scores every
+continuation it takes part in (its own, as a policy; those of the policies it is a reference of); one model
+is in memory at a time, plus the policies' log-probabilities for one group of prompts (`KEPT_BYTES` at most:
+the groups are sized for it).
 """
 
 from __future__ import annotations
@@ -19,8 +22,7 @@ import numpy as np
 from m2rl.analysis.registry import AnalysisContext, register
 from m2rl.analysis.stats import finite
 
-BATCH = 8
-
+KEPT_BYTES = 2 << 30  # policy log-probs kept for their references, per group of prompts
 
 def render_prompt(tok, prompt: str) -> str:
     """The prompt as the model saw it: templated text as is; chat messages (JSON) or plain text templated."""
@@ -85,39 +87,58 @@ def _load(path):
     return model
 
 
-def _response_logprobs(model, batch: list[tuple[list[int], list[int]]], pad_id: int):
-    """Log-softmax over the vocabulary at every continuation position: (batch, max_resp, vocab), mask."""
-    import torch
+class PromptScorer:
+    """Next-token log-probabilities of one model over continuations of shared prompts.
 
-    lengths = [len(p) + len(r) for p, r in batch]
-    width = max(lengths)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(batch), width), dtype=torch.long)
-    for i, (p, r) in enumerate(batch):
-        ids[i, : len(p) + len(r)] = torch.tensor(p + r)
-        attn[i, : len(p) + len(r)] = 1
-    with torch.inference_mode():
-        logits = model(input_ids=ids, attention_mask=attn).logits.float()
-    max_resp = max(len(r) for _, r in batch)
-    out = torch.zeros((len(batch), max_resp, logits.shape[-1]))
-    mask = torch.zeros((len(batch), max_resp), dtype=torch.bool)
-    for i, (p, r) in enumerate(batch):
-        out[i, : len(r)] = torch.log_softmax(logits[i, len(p) - 1 : len(p) + len(r) - 1], dim=-1)
-        mask[i, : len(r)] = True
-    return out, mask
+    Each prompt goes through the model once; its key/value cache is then reused for every continuation
+    scored after it, so a reference that scores the continuations of ten policies pays for the (long)
+    prompt once and for the (short) continuations ten times. Only the logits at continuation positions
+    are computed: the full-vocabulary logits of a 1,000-token agent prompt are never materialised.
+    """
+
+    def __init__(self, model):
+        import inspect
+
+        self.model = model
+        # transformers renamed `past_key_values` to `cache` (5.2x); take whichever this version has
+        self.cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self._prompt: tuple[int, ...] | None = None
+        self._cache = None
+        self._last = None
+
+    def _encode_prompt(self, prompt_ids: list[int]) -> None:
+        import torch
+
+        key = tuple(prompt_ids)
+        if key == self._prompt:
+            return
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([prompt_ids]), use_cache=True, logits_to_keep=1)
+        self._cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+        self._last = out.logits[0, -1].float()
+        self._prompt = key
+
+    def logprobs(self, prompt_ids: list[int], continuation: list[int]):
+        """Log-softmax over the vocabulary at every continuation position: (len(continuation), vocab)."""
+        import copy
+
+        import torch
+
+        self._encode_prompt(prompt_ids)
+        rows = [self._last[None]]
+        if len(continuation) > 1:
+            cache = copy.deepcopy(self._cache)  # the forward extends the cache in place
+            with torch.inference_mode():
+                out = self.model(input_ids=torch.tensor([continuation[:-1]]), use_cache=True,
+                                 **{self.cache_arg: cache})
+            rows.append(out.logits[0].float())
+        return torch.log_softmax(torch.cat(rows), dim=-1)
 
 
-def token_kl(policy, reference, seqs: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[float, int]:
-    """Mean over continuation tokens of KL(policy(.|ctx) || reference(.|ctx)); returns (kl, tokens)."""
-    total, tokens = 0.0, 0
-    for i in range(0, len(seqs), BATCH):
-        batch = seqs[i : i + BATCH]
-        lp, mask = _response_logprobs(policy, batch, pad_id)
-        lr, _ = _response_logprobs(reference, batch, pad_id)
-        kl = (lp.exp() * (lp - lr)).sum(-1)
-        total += float(kl[mask].clamp_min(0).sum())
-        tokens += int(mask.sum())
-    return (total / tokens if tokens else float("nan")), tokens
+def sequence_kl(policy_lp, reference_lp) -> float:
+    """Sum over positions of KL(policy || reference) of full-vocabulary next-token distributions."""
+    kl = (policy_lp.exp() * (policy_lp - reference_lp)).sum(-1)
+    return float(kl.clamp_min(0).sum())
 
 
 def _generate(model, tok, prompt_ids: list[int], max_new: int) -> list[int]:
@@ -139,6 +160,39 @@ def references_of(ctx: AnalysisContext, name: str) -> list[str]:
     return refs
 
 
+def visit_order(ctx: AnalysisContext) -> list[str]:
+    """Every model once, each policy before the references it is compared with: mixed and merged
+    models, then the rest (experts: policies, and references of the former), then the base."""
+    combined = [n for n in ctx.models if ctx.models[n].paradigm in ("mix", "merge")]
+    return combined + [n for n in ctx.models if n not in combined] + [ctx.base.name]
+
+
+def _score_group(ctx, tok, prompt_ids, indices, continuations, consumers, kl_sum, kl_tokens, end_id) -> None:
+    """Load every model once (policies before their references) and add the group's KL terms."""
+    kept: dict[tuple[str, int], Any] = {}
+    pending = {name: len(references_of(ctx, name)) for name in ctx.models}
+    for name in visit_order(ctx):
+        model = _load(ctx.model_path(name))
+        scorer = PromptScorer(model)
+        for i in indices:
+            pids = prompt_ids[i]
+            if name in ctx.models:
+                if continuations[name][i] is None:
+                    continuations[name][i] = _generate(model, tok, pids, ctx.params.kl_max_new_tokens) or [end_id]
+                kept[(name, i)] = scorer.logprobs(pids, continuations[name][i])
+            for policy in consumers.get(name, []):
+                key = (policy, name)
+                ref_lp = scorer.logprobs(pids, continuations[policy][i])
+                kl_sum[key] = kl_sum.get(key, 0.0) + sequence_kl(kept[(policy, i)], ref_lp)
+                kl_tokens[key] = kl_tokens.get(key, 0) + len(continuations[policy][i])
+        for policy in consumers.get(name, []):
+            pending[policy] -= 1
+            if not pending[policy]:  # its last reference is done: drop its log-probs
+                for i in indices:
+                    kept.pop((policy, i), None)
+        del scorer, model
+
+
 @register("divergence")
 def divergence(ctx: AnalysisContext) -> dict[str, Any]:
     from transformers import AutoTokenizer
@@ -152,34 +206,48 @@ def divergence(ctx: AnalysisContext) -> dict[str, Any]:
     p = ctx.params
     tok = AutoTokenizer.from_pretrained(str(ctx.model_path(ctx.base.name)))
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+    end_id = tok.eos_token_id if tok.eos_token_id is not None else pad_id
     base_samples = {b: ctx.evals[ctx.base.name].samples(b) for b in {b for b, _ in chosen}}
     prompt_ids = []
     for bench, pid in chosen:
         text = render_prompt(tok, _first_sample(base_samples[bench], pid, "prompt") or "")
         prompt_ids.append(tok(text, add_special_tokens=False)["input_ids"] or [pad_id])
-    pairs, kl_to_base, source = [], {}, {}
-    base_model = _load(ctx.model_path(ctx.base.name))  # every policy is compared with the base
+
+    # Continuations: each policy's own eval response (cut), or a greedy one where it has none.
+    continuations: dict[str, list[list[int] | None]] = {}
+    source: dict[str, str] = {}
     for name in ctx.models:
-        policy = _load(ctx.model_path(name))
-        seqs, generated = [], 0
         ev = ctx.evals.get(name)
-        for (bench, pid), pids in zip(chosen, prompt_ids, strict=True):
+        conts: list[list[int] | None] = []
+        for bench, pid in chosen:
             resp = _first_sample(ev.samples(bench), pid, "response") if ev and ev.has_samples(bench) else None
-            if resp is None:
-                ids = _generate(policy, tok, pids, p.kl_max_new_tokens)
-                generated += 1
-            else:
-                ids = tok(resp, add_special_tokens=False)["input_ids"][: p.kl_max_new_tokens]
-            seqs.append((pids, ids or [tok.eos_token_id if tok.eos_token_id is not None else pad_id]))
+            conts.append(None if resp is None else
+                         tok(resp, add_special_tokens=False)["input_ids"][: p.kl_max_new_tokens] or [end_id])
+        generated = sum(c is None for c in conts)
         source[name] = "eval responses" if not generated else f"{generated} generated, rest eval responses"
+        continuations[name] = conts
+    consumers: dict[str, list[str]] = {}
+    for name in ctx.models:
         for ref in references_of(ctx, name):
-            reference = base_model if ref == ctx.base.name else _load(ctx.model_path(ref))
-            kl, tokens = token_kl(policy, reference, seqs, pad_id)
-            del reference
-            pairs.append({"model": name, "reference": ref, "kl": finite(kl), "tokens": tokens})
+            consumers.setdefault(ref, []).append(name)
+
+    # Log-probs kept per (policy, prompt): continuation tokens x vocabulary, float32.
+    per_prompt = len(ctx.models) * p.kl_max_new_tokens * max(len(tok), 1) * 4
+    group = max(1, KEPT_BYTES // per_prompt)
+    kl_sum: dict[tuple[str, str], float] = {}
+    kl_tokens: dict[tuple[str, str], int] = {}
+    for first in range(0, len(prompt_ids), group):
+        indices = range(first, min(first + group, len(prompt_ids)))
+        _score_group(ctx, tok, prompt_ids, indices, continuations, consumers, kl_sum, kl_tokens, end_id)
+
+    pairs, kl_to_base = [], {}
+    for name in ctx.models:
+        for ref in references_of(ctx, name):
+            tokens = kl_tokens.get((name, ref), 0)
+            kl = finite(kl_sum[(name, ref)] / tokens) if tokens else None
+            pairs.append({"model": name, "reference": ref, "kl": kl, "tokens": tokens})
             if ref == ctx.base.name:
-                kl_to_base[name] = finite(kl)
-        del policy
+                kl_to_base[name] = kl
     avg = ctx.accuracy.get("average", {})
     base_avg = avg.get(ctx.base.name)
     gain = {m: (avg[m] - base_avg) if m in avg and base_avg is not None else None for m in ctx.models}

@@ -83,7 +83,7 @@ def study_benchmarks(study: Any, benchmarks: Sequence[BenchmarkSpec] | None = No
 
     A builtin benchmark without `path` reads the data stage's `<artifact_root>/data/eval/<domain>.parquet`
     when it exists; otherwise it regenerates the split with the spec's data settings (eval_fraction, seed,
-    the domain's max_eval and its builtin source's seed/count) as option defaults.
+    the domain's max_eval and its builtin source's seed, count, kinds, allow_last_number) as option defaults.
     """
     out = []
     for b in study.evaluate.benchmarks if benchmarks is None else benchmarks:
@@ -102,7 +102,8 @@ def study_benchmarks(study: Any, benchmarks: Sequence[BenchmarkSpec] | None = No
                 defaults["max_eval"] = dspec.max_eval
             src = next((s for s in dspec.sources if s.type == "builtin"), None)
             if src is not None:
-                defaults.update({k: v for k, v in src.options.items() if k in ("seed", "count")})
+                defaults.update({k: v for k, v in src.options.items()
+                                 if k in ("seed", "count", "kinds", "allow_last_number")})
         out.append(b.model_copy(update={"options": {**defaults, **b.options}}))
     return out
 

@@ -5,6 +5,13 @@ One module per domain (`math`, `science`, `ifeval`, `code`, `agent`); each expos
 `to_record(problem)` (the unified record without its id). `generate(domain, seed, count)` builds the
 records once per (domain, seed, count) and caches them; the `builtin` data source streams copies.
 
+Variants (`Variant`): the math and science generators draw from named problem kinds (`kinds_of`), by
+default their standard mix; `kinds` restricts the draw to some of them or adds opt-in ones (math's
+`mental`). `allow_last_number` marks math records to accept the response's last number when it has no
+`Answer:` line (the math verifier's opt-in fallback), for models too small to follow the format. A variant
+other than the default gets its own record ids (`builtin-math-mental-00017`), so it never collides with
+the standard set.
+
 Every prompt is unique within its domain (after the data stage's normalisation), and every label is
 computed, never typed in, except for the small fact tables (chemical elements, biology facts) that
 the science generator draws from.
@@ -15,6 +22,7 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -75,42 +83,98 @@ def draw_unique(
     return out
 
 
-def record_id(domain: str, seed: int, index: int) -> str:
-    """`builtin-<domain>-00017`; other seeds than 0 carry the seed so two seeds never share an id."""
-    return f"builtin-{domain}-{index:05d}" if seed == 0 else f"builtin-{domain}-s{seed}-{index:05d}"
+@dataclass(frozen=True)
+class Variant:
+    """Which problems a domain generates: `kinds` (names, None = the standard mix) and, for math, whether
+    the records accept the response's last number as the answer."""
+
+    kinds: tuple[str, ...] | None = None
+    allow_last_number: bool = False
+
+    @property
+    def tag(self) -> str:
+        """The id infix of a non-default variant: `mental`, `arithmetic+mental`, `lastnum`."""
+        parts = ["+".join(self.kinds)] if self.kinds else []
+        return "-".join(parts + (["lastnum"] if self.allow_last_number else []))
 
 
-def generate_problems(domain: str, seed: int = 0, count: int = DEFAULT_COUNT) -> list[Any]:
+DEFAULT_VARIANT = Variant()
+
+
+def kinds_of(domain: str) -> dict[str, Callable[[random.Random], Any]]:
+    """The named problem kinds of a domain (standard and opt-in); empty for a domain without kinds."""
+    mod = domain_module(domain)
+    return {k.__name__: k for k in (*getattr(mod, "KINDS", ()), *getattr(mod, "EXTRA_KINDS", ()))}
+
+
+def parse_variant(options: dict[str, Any], domain: str, where: str) -> Variant:
+    """The variant asked for by `options.kinds` / `options.allow_last_number`; errors name the option."""
+    kinds = options.get("kinds")
+    if kinds is not None:
+        if isinstance(kinds, str):
+            kinds = [kinds]
+        known = kinds_of(domain)
+        if not known:
+            raise ValueError(f"{where}: options.kinds: domain {domain!r} has no problem kinds to choose from")
+        if not isinstance(kinds, list) or not kinds or not all(isinstance(k, str) for k in kinds):
+            raise ValueError(f"{where}: options.kinds must be a non-empty list of kind names, got {kinds!r}")
+        bad = [k for k in kinds if k not in known]
+        if bad:
+            raise ValueError(f"{where}: options.kinds: unknown {domain} kind {bad[0]!r}; known: {', '.join(known)}")
+        kinds = tuple(dict.fromkeys(kinds))
+    last = options.get("allow_last_number", False)
+    if not isinstance(last, bool):
+        raise ValueError(f"{where}: options.allow_last_number must be true or false, got {last!r}")
+    if last and domain != "math":
+        raise ValueError(f"{where}: options.allow_last_number applies to the math domain only, not {domain!r}")
+    return Variant(kinds, last)
+
+
+def record_id(domain: str, seed: int, index: int, variant: Variant = DEFAULT_VARIANT) -> str:
+    """`builtin-<domain>-00017`; other seeds than 0 carry the seed and other variants their tag, so two
+    seeds or variants never share an id."""
+    parts = ["builtin", domain] + ([variant.tag] if variant.tag else []) + ([f"s{seed}"] if seed else [])
+    return "-".join(parts + [f"{index:05d}"])
+
+
+def generate_problems(domain: str, seed: int = 0, count: int = DEFAULT_COUNT,
+                      kinds: Sequence[str] | None = None) -> list[Any]:
     """The structured problems of a domain (what the records are built from; tests recompute labels)."""
-    return _problems(domain, int(seed), int(count))
+    return _problems(domain, int(seed), int(count), tuple(kinds) if kinds else None)
 
 
 @lru_cache(maxsize=32)
-def _problems(domain: str, seed: int, count: int) -> list[Any]:
-    return domain_module(domain).problems(domain_rng(domain, seed), count)
+def _problems(domain: str, seed: int, count: int, kinds: tuple[str, ...] | None = None) -> list[Any]:
+    mod = domain_module(domain)
+    if kinds is None:
+        return mod.problems(domain_rng(domain, seed), count)
+    known = kinds_of(domain)
+    return mod.problems(domain_rng(domain, seed), count, kinds=[known[k] for k in kinds])
 
 
 @lru_cache(maxsize=32)
-def _records(domain: str, seed: int, count: int) -> tuple[dict[str, Any], ...]:
+def _records(domain: str, seed: int, count: int, variant: Variant = DEFAULT_VARIANT) -> tuple[dict[str, Any], ...]:
     mod = domain_module(domain)
     out = []
-    for i, problem in enumerate(_problems(domain, seed, count)):
-        rec = mod.to_record(problem)
-        out.append({"id": record_id(domain, seed, i), "domain": domain, "prompt": rec["prompt"],
+    for i, problem in enumerate(_problems(domain, seed, count, variant.kinds)):
+        rec = mod.to_record(problem, allow_last_number=True) if variant.allow_last_number else mod.to_record(problem)
+        out.append({"id": record_id(domain, seed, i, variant), "domain": domain, "prompt": rec["prompt"],
                     "label": rec["label"], "verifier": rec["verifier"], "source": SOURCE})
     return tuple(out)
 
 
-def generate(domain: str, seed: int = 0, count: int = DEFAULT_COUNT) -> list[dict[str, Any]]:
+def generate(domain: str, seed: int = 0, count: int = DEFAULT_COUNT,
+             variant: Variant = DEFAULT_VARIANT) -> list[dict[str, Any]]:
     """The builtin records of one domain (fresh copies: callers may change them)."""
     if count < 1:
         raise ValueError(f"builtin: count must be >= 1, got {count}")
-    return copy.deepcopy(list(_records(domain, int(seed), int(count))))
+    return copy.deepcopy(list(_records(domain, int(seed), int(count), variant)))
 
 
-def iter_records(domain: str, seed: int = 0, count: int = DEFAULT_COUNT) -> Iterator[dict[str, Any]]:
+def iter_records(domain: str, seed: int = 0, count: int = DEFAULT_COUNT,
+                 variant: Variant = DEFAULT_VARIANT) -> Iterator[dict[str, Any]]:
     """Stream the builtin records of one domain, one fresh copy at a time."""
-    for rec in _records(domain, int(seed), int(count)):
+    for rec in _records(domain, int(seed), int(count), variant):
         yield copy.deepcopy(rec)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math as _m
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -315,7 +316,28 @@ def word_problem(rng: random.Random) -> MathProblem:
     return MathProblem("word", q, str(w * h * price), f"{w}*{h}*{price}")
 
 
+# --- mental arithmetic (opt-in) -----------------------------------------------------------------------
+
+def mental(rng: random.Random) -> MathProblem:
+    """One operation on small numbers ("What is 7 + 12?"): a warm-up set for models too small for the
+    standard mix (SmolLM2-135M solves almost none of it but about a third of these), so that GRPO has a
+    reward signal to learn from. Not in the default mix: select it with the source's `options.kinds`."""
+    op = rng.choice("+-×")
+    if op == "+":
+        a, b = rng.randint(1, 15), rng.randint(1, 15)
+        value = a + b
+    elif op == "-":
+        a = rng.randint(2, 20)
+        b = rng.randint(1, a - 1)
+        value = a - b
+    else:
+        a, b = rng.randint(2, 10), rng.randint(2, 10)
+        value = a * b
+    return MathProblem("mental", f"What is {a} {op} {b}?", str(value), f"{a} {'*' if op == '×' else op} {b}")
+
+
 KINDS = (arithmetic, fractions, percentages, linear, counting, number_theory, averages, word_problem)
+EXTRA_KINDS = (mental,)  # drawn only when asked for by name
 
 
 def _safe(kind):
@@ -330,9 +352,12 @@ def _safe(kind):
     return draw
 
 
-def problems(rng: random.Random, count: int) -> list[MathProblem]:
-    return draw_unique([_safe(k) for k in KINDS], count, rng, lambda p: p.question)
+def problems(rng: random.Random, count: int, kinds: Sequence[Callable] = KINDS) -> list[MathProblem]:
+    return draw_unique([_safe(k) for k in kinds], count, rng, lambda p: p.question)
 
 
-def to_record(p: MathProblem) -> dict[str, Any]:
-    return {"prompt": chat(f"{p.question}\n\n{INSTRUCTION}"), "label": p.answer, "verifier": {"type": "math"}}
+def to_record(p: MathProblem, allow_last_number: bool = False) -> dict[str, Any]:
+    verifier: dict[str, Any] = {"type": "math"}
+    if allow_last_number:
+        verifier["allow_last_number"] = True
+    return {"prompt": chat(f"{p.question}\n\n{INSTRUCTION}"), "label": p.answer, "verifier": verifier}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -475,9 +476,9 @@ def prompt_text(p: ScienceProblem) -> str:
     return f"{p.question}\n\n{options}\n\n{INSTRUCTION}"
 
 
-def problems(rng: random.Random, count: int) -> list[ScienceProblem]:
+def problems(rng: random.Random, count: int, kinds: Sequence[Callable] = KINDS) -> list[ScienceProblem]:
     # uniqueness is on the question text: the same question with shuffled options is still a duplicate
-    return draw_unique([_safe(k) for k in KINDS], count, rng, lambda p: p.question)
+    return draw_unique([_safe(k) for k in kinds], count, rng, lambda p: p.question)
 
 
 def to_record(p: ScienceProblem) -> dict[str, Any]:

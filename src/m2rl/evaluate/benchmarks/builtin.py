@@ -2,7 +2,8 @@
 `builtin_agent`): the embedded default's benchmarks.
 
 With `path` set they read that unified-records parquet (the data stage's `data/eval/<domain>.parquet`);
-otherwise they regenerate the builtin source (`options.seed`, `options.count` as in the data spec) and
+otherwise they regenerate the builtin source (`options.seed`, `options.count`, `options.kinds`,
+`options.allow_last_number` as in the data spec) and
 keep the records the data stage holds out: `m2rl.data.split.is_eval(id, eval_fraction, split_seed)`
 with `options.eval_fraction` (0.2) and `options.split_seed` (0), at most `options.max_eval` of them in
 generation order (the data stage's per-domain cap). Each record keeps its own verifier. `m2rl eval --spec`
@@ -21,7 +22,7 @@ from m2rl.spec.evaluate import BenchmarkSpec
 DOMAINS = ("math", "code", "science", "if", "agent")
 VOTABLE = {"math", "science"}  # verifiers that extract one final answer per response
 BUILTIN_SAMPLING = Sampling(temperature=1.0, top_p=0.7, max_new_tokens=512)
-OPTIONS = {"seed", "count", "eval_fraction", "split_seed", "max_eval"}
+OPTIONS = {"seed", "count", "kinds", "allow_last_number", "eval_fraction", "split_seed", "max_eval"}
 
 
 def _from_records(name: str, domain: str, path: str) -> list[dict[str, Any]]:
@@ -49,7 +50,12 @@ def _regenerate(name: str, domain: str, spec: BenchmarkSpec) -> list[dict[str, A
     if unknown:
         raise EvalError(f"{name}: unknown option options.{unknown[0]}; known: {', '.join(sorted(OPTIONS))}")
     try:
-        recs = builtin.iter_records(domain, int(opts.get("seed", 0)), int(opts.get("count", builtin.DEFAULT_COUNT)))
+        variant = builtin.parse_variant(opts, domain, name)
+    except ValueError as exc:
+        raise EvalError(str(exc)) from None
+    try:
+        recs = builtin.iter_records(domain, int(opts.get("seed", 0)), int(opts.get("count", builtin.DEFAULT_COUNT)),
+                                    variant)
         held_out = [r for r in recs if is_eval(r["id"], fraction, seed=split_seed)]
     except ModuleNotFoundError as exc:
         raise EvalError(f"{name}: the builtin generator of domain {domain!r} is not available ({exc})") from None
