@@ -18,6 +18,16 @@ def test_examples_validate(name):
     assert set(spec.domains) == {"math", "code", "science", "if", "agent"}
 
 
+def test_learning_demo_example_draws_the_mental_kind():
+    from m2rl.data.registry import get_source
+
+    spec = load_spec(REPO / "examples" / "learn-math.yaml")
+    assert set(spec.domains) == {"math"} and spec.train.steps == 30
+    source = spec.data.domains["math"].sources[0]
+    first = next(iter(get_source(source.type)(source, "math")))
+    assert first["id"].startswith("builtin-math-mental-lastnum-") and first["verifier"]["allow_last_number"]
+
+
 def test_paper_example_matches_the_paper():
     s = load_spec(REPO / "examples" / "qwen3-4b-paper.yaml")
     assert (s.train.lr, s.train.lr_scheduler, s.train.samples_per_prompt) == (2e-6, "constant", 16)
