@@ -60,6 +60,32 @@ def test_kl_zero_for_identical_and_matches_direct_computation(study, tmp_path):
     assert kl[("mix", "base")] == pytest.approx(total / tokens, rel=1e-3)
 
 
+def test_kl_same_when_prompts_are_scored_in_groups_and_generated_without_eval(study, tmp_path, monkeypatch):
+    """Grouping the prompts to bound the kept log-probs changes nothing; a model without eval samples
+    gets greedy continuations of its own."""
+    from m2rl.analysis import divergence
+
+    models = {n: study.models[n] for n in ("single-math", "mix")}
+    evals = {n: study.evals[n] for n in ("base", "single-math")}  # no eval folder for the mix
+    params = {"analyses": ["divergence"], "kl_prompts": 4, "kl_max_new_tokens": 6}
+
+    def run(out):
+        analyze(params, models, study.base, evals, {}, str(tmp_path / out))
+        return json.loads((tmp_path / out / "analysis.json").read_text())["analyses"]["divergence"]
+
+    whole = run("whole")
+    monkeypatch.setattr(divergence, "KEPT_BYTES", 1)  # one prompt per group: every model loaded 4 times
+    grouped = run("grouped")
+    assert whole["continuations"]["mix"] == "4 generated, rest eval responses"
+    assert whole["continuations"]["single-math"] == "eval responses"
+    kl = {(p["model"], p["reference"]): p["kl"] for p in whole["pairs"]}
+    assert set(kl) == {("single-math", "base"), ("mix", "base"), ("mix", "single-math")}
+    assert kl[("mix", "base")] > 0 and all(p["tokens"] > 0 for p in whole["pairs"])
+    for a, b in zip(whole["pairs"], grouped["pairs"], strict=True):
+        assert (a["model"], a["reference"], a["tokens"]) == (b["model"], b["reference"], b["tokens"])
+        assert a["kl"] == pytest.approx(b["kl"], rel=1e-6, abs=1e-9)
+
+
 def test_render_prompt_templates_plain_text_once(study):
     from transformers import AutoTokenizer
 
