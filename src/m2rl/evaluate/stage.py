@@ -102,8 +102,9 @@ def study_benchmarks(study: Any, benchmarks: Sequence[BenchmarkSpec] | None = No
                 defaults["max_eval"] = dspec.max_eval
             src = next((s for s in dspec.sources if s.type == "builtin"), None)
             if src is not None:
-                defaults.update({k: v for k, v in src.options.items()
-                                 if k in ("seed", "count", "kinds", "allow_last_number")})
+                from m2rl.data.builtin import SOURCE_OPTIONS
+
+                defaults.update({k: v for k, v in src.options.items() if k in SOURCE_OPTIONS})
         out.append(b.model_copy(update={"options": {**defaults, **b.options}}))
     return out
 

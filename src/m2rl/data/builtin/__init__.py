@@ -32,6 +32,7 @@ T = TypeVar("T")
 
 DOMAINS = ("math", "science", "if", "code", "agent")
 DEFAULT_COUNT = 400
+SOURCE_OPTIONS = ("seed", "count", "kinds", "allow_last_number")  # the `builtin` source's `options` keys
 SOURCE = "builtin"
 
 
@@ -157,7 +158,9 @@ def _records(domain: str, seed: int, count: int, variant: Variant = DEFAULT_VARI
     mod = domain_module(domain)
     out = []
     for i, problem in enumerate(_problems(domain, seed, count, variant.kinds)):
-        rec = mod.to_record(problem, allow_last_number=True) if variant.allow_last_number else mod.to_record(problem)
+        rec = mod.to_record(problem)
+        if variant.allow_last_number:  # the math verifier's opt-in fallback (parse_variant: math only)
+            rec["verifier"]["allow_last_number"] = True
         out.append({"id": record_id(domain, seed, i, variant), "domain": domain, "prompt": rec["prompt"],
                     "label": rec["label"], "verifier": rec["verifier"], "source": SOURCE})
     return tuple(out)

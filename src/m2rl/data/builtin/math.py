@@ -356,8 +356,5 @@ def problems(rng: random.Random, count: int, kinds: Sequence[Callable] = KINDS) 
     return draw_unique([_safe(k) for k in kinds], count, rng, lambda p: p.question)
 
 
-def to_record(p: MathProblem, allow_last_number: bool = False) -> dict[str, Any]:
-    verifier: dict[str, Any] = {"type": "math"}
-    if allow_last_number:
-        verifier["allow_last_number"] = True
-    return {"prompt": chat(f"{p.question}\n\n{INSTRUCTION}"), "label": p.answer, "verifier": verifier}
+def to_record(p: MathProblem) -> dict[str, Any]:
+    return {"prompt": chat(f"{p.question}\n\n{INSTRUCTION}"), "label": p.answer, "verifier": {"type": "math"}}

@@ -17,7 +17,7 @@ from m2rl.data import builtin
 from m2rl.data.registry import Row, register_source
 from m2rl.spec.data import SourceSpec
 
-_OPTIONS = {"seed", "count", "kinds", "allow_last_number"}
+_OPTIONS = set(builtin.SOURCE_OPTIONS)
 
 
 def _int_option(source: SourceSpec, name: str, default: int, minimum: int | None = None) -> int:

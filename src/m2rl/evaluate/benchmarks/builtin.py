@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from m2rl.data.builtin import SOURCE_OPTIONS
 from m2rl.evaluate.loading import local_path, unique_ids
 from m2rl.evaluate.registry import EvalError, Sampling, register_benchmark
 from m2rl.spec.evaluate import BenchmarkSpec
@@ -22,7 +23,7 @@ from m2rl.spec.evaluate import BenchmarkSpec
 DOMAINS = ("math", "code", "science", "if", "agent")
 VOTABLE = {"math", "science"}  # verifiers that extract one final answer per response
 BUILTIN_SAMPLING = Sampling(temperature=1.0, top_p=0.7, max_new_tokens=512)
-OPTIONS = {"seed", "count", "kinds", "allow_last_number", "eval_fraction", "split_seed", "max_eval"}
+OPTIONS = {*SOURCE_OPTIONS, "eval_fraction", "split_seed", "max_eval"}
 
 
 def _from_records(name: str, domain: str, path: str) -> list[dict[str, Any]]:
