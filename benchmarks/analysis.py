@@ -103,16 +103,24 @@ def run_peer(root: Path, experts: int) -> dict:
     return {"seconds": time.perf_counter() - t, "cosine": cosine, "params": int(stack.shape[1])}
 
 
+def report_child(result: dict) -> None:
+    """In a measured child: print its result with its own peak RSS, as the last line."""
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def run_child(script: str, *args: str) -> dict:
+    """Run `script *args` in a fresh process and return what its `report_child` printed."""
+    out = subprocess.run([sys.executable, script, *args], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def child(which: str, root: str, experts: int) -> None:
-    res = (run_m2rl if which == "m2rl" else run_peer)(Path(root), experts)
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(res))
+    report_child((run_m2rl if which == "m2rl" else run_peer)(Path(root), experts))
 
 
 def measure(which: str, root: Path, experts: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", which, "--root", str(root), "--experts", str(experts)],
-                         check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(__file__, "--child", which, "--root", str(root), "--experts", str(experts))
 
 
 def main() -> None:

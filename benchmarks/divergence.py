@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from analysis import build  # noqa: E402  (the base + experts builder of the geometry benchmark)
+from analysis import build, report_child, run_child  # noqa: E402  (the geometry benchmark's builder and runner)
 
 BENCH = "builtin_agent"
 KL_TOKENS = 16
@@ -144,15 +142,11 @@ def run_peer(root: Path, prompts: int) -> dict:
 
 
 def child(which: str, root: str, prompts: int) -> None:
-    res = (run_m2rl if which == "m2rl" else run_peer)(Path(root), prompts)
-    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(res))
+    report_child((run_m2rl if which == "m2rl" else run_peer)(Path(root), prompts))
 
 
 def measure(which: str, root: Path, prompts: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", which, "--root", str(root), "--prompts", str(prompts)],
-                         check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(__file__, "--child", which, "--root", str(root), "--prompts", str(prompts))
 
 
 def main() -> None:
