@@ -101,7 +101,7 @@ def run_peer(root: Path, prompts: int) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from m2rl.analysis.divergence import render_prompt
+    from m2rl.analysis.analyses.divergence import render_prompt
 
     t = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(str(root / "base"))

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from m2rl.data.builtin import generate, generate_problems
 from m2rl.verifiers import sandbox
-from m2rl.verifiers.unit_test import extract_program, stdout_matches, verify_unit_test
+from m2rl.verifiers.types.unit_test import extract_program, stdout_matches, verify_unit_test
 
 
 def cpu_s() -> float:

@@ -92,7 +92,8 @@ def params_problems(model: type[BaseModel], params: Mapping[str, Any] | None, wh
     return []
 
 
-def validation_lines(exc: ValidationError, where: str = "", model: type[BaseModel] | None = None) -> list[str]:
+def validation_lines(exc: ValidationError, where: str = "", model: type[BaseModel] | None = None,
+                     noun: str = "parameter") -> list[str]:
     """`path: reason` lines of a pydantic error; an unknown key names the known ones and the closest."""
     lines = []
     for err in exc.errors():
@@ -104,7 +105,7 @@ def validation_lines(exc: ValidationError, where: str = "", model: type[BaseMode
             fields = _fields_at(model, loc[:-1]) if model is not None else None
             key = str(loc[-1]) if loc else ""
             if fields is not None:
-                msg = f"unknown parameter; known: {', '.join(fields) or '(none)'}{suggestion(key, fields)}"
+                msg = f"unknown {noun}; known: {', '.join(fields) or '(none)'}{suggestion(key, fields)}"
             else:
                 msg = "unknown key (check its spelling)"
         elif kind in _BOUNDS:
@@ -156,21 +157,21 @@ class Entry(Generic[T]):
 class Registry(Generic[T]):
     """Named entries of one kind, discovered from a package, each with a typed `Params` model."""
 
-    def __init__(self, kind: str, what: str, package: str | None = None, *,
-                 check: Callable[[Any], None] | None = None):
+    def __init__(self, kind: str, what: str, package: str | None = None):
         self.kind = kind  # `m2rl list <kind>`, the entry-point group `m2rl.<kind>`
         self.what = what  # how an error names one entry: "merge method"
         self.package = package
-        self._check = check
         self._entries: dict[str, Entry[T]] = {}
         self._loaded = False
 
     def register(self, name: str | None = None, *, params: type[StrictModel] | None = None,
-                 description: str | None = None, **meta: Any) -> Callable[[T], T]:
+                 description: str | None = None, check: Callable[[Any], None] | None = None,
+                 **meta: Any) -> Callable[[T], T]:
         """Decorator: register a function or class under `name` (default its `name` attribute).
 
         `params` defaults to the object's `Params` attribute, else `NoParams`; `description` to the first
-        line of its docstring. Extra keywords are kept as the entry's metadata.
+        line of its docstring; `check(obj)` raises when the object is not a valid entry. Extra keywords
+        are kept as the entry's metadata.
         """
 
         def deco(obj: T) -> T:
@@ -180,8 +181,8 @@ class Registry(Generic[T]):
             model = params or getattr(obj, "Params", None) or NoParams
             if not (isinstance(model, type) and issubclass(model, BaseModel)):
                 raise TypeError(f"{self.what} {key!r}: Params must be a pydantic model, got {model!r}")
-            if self._check is not None:
-                self._check(obj)
+            if check is not None:
+                check(obj)
             module = getattr(obj, "__module__", "") or ""
             old = self._entries.get(key)
             if old is not None and (old.module, _qualname(old.obj)) != (module, _qualname(obj)):
@@ -229,15 +230,24 @@ class Registry(Generic[T]):
         return self.entry(name, where).obj
 
     def problems(self, name: Any, params: Mapping[str, Any] | None = None, *, where: str = "",
-                 params_where: str | None = None) -> list[str]:
-        """Everything wrong with `name` and its `params` (never raises): one `path: reason` line each."""
+                 params_where: str | None = None, domain: str | None = None) -> list[str]:
+        """Everything wrong with `name` and its `params` (never raises): one `path: reason` line each.
+
+        An entry's `options_check(params, domain, where)` metadata adds the problems its `Params` cannot
+        express (those that depend on the domain the spec uses it for).
+        """
         self.load()
         if not isinstance(name, str) or name not in self._entries:
             return [unknown(self.what, name, self._entries, where)]
         if params is None:
             return []
         at = params_where if params_where is not None else where
-        return params_problems(self._entries[name].params, params, at)
+        entry = self._entries[name]
+        found = params_problems(entry.params, params, at)
+        check = entry.meta.get("options_check")
+        if not found and check is not None:
+            found = list(check(dict(params), domain, at))
+        return found
 
     def parse_params(self, name: str, params: Mapping[str, Any] | None, where: str = "params") -> StrictModel:
         """`name`'s `Params` validated from `params`; a RegistryError lists every bad field by path."""

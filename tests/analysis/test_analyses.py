@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from m2rl.analysis import AnalysisError, analyze
-from m2rl.analysis.behaviour import first_verification
-from m2rl.analysis.divergence import render_prompt
-from m2rl.analysis.inheritance import agreement
+from m2rl.analysis.analyses.behaviour import first_verification
+from m2rl.analysis.analyses.divergence import render_prompt
+from m2rl.analysis.analyses.inheritance import agreement
 from m2rl.analysis.stats import cohen_kappa
 from tests.analysis.fixture_study import BENCHES, DOMAINS, GPU_HOURS, N_PROBLEMS, K
 
@@ -38,7 +38,7 @@ def test_kl_zero_for_identical_and_matches_direct_computation(study, tmp_path):
     assert d["prompts"] == 4 and set(d["prompts_per_benchmark"]) == set(BENCHES.values())
 
     # direct: one sequence at a time, no padding, from the same prompts and the mix's own responses
-    from m2rl.analysis.divergence import choose_prompts
+    from m2rl.analysis.analyses.divergence import choose_prompts
     from m2rl.analysis.stage import build_context
 
     ctx = build_context({"kl_prompts": 4}, models, study.base, evals, {})
@@ -63,7 +63,7 @@ def test_kl_zero_for_identical_and_matches_direct_computation(study, tmp_path):
 def test_kl_same_when_prompts_are_scored_in_groups_and_generated_without_eval(study, tmp_path, monkeypatch):
     """Grouping the prompts to bound the kept log-probs changes nothing; a model without eval samples
     gets greedy continuations of its own."""
-    from m2rl.analysis import divergence
+    from m2rl.analysis.analyses import divergence
 
     models = {n: study.models[n] for n in ("single-math", "mix")}
     evals = {n: study.evals[n] for n in ("base", "single-math")}  # no eval folder for the mix

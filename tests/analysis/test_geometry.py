@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from m2rl.analysis import AnalysisError, analyze
-from m2rl.analysis.geometry import module_type, task_vector_geometry
+from m2rl.analysis.analyses.geometry import module_type, task_vector_geometry
 from m2rl.analysis.stage import build_context
 from m2rl.checkpoint import ShardedWriter
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from m2rl.data.builtin import generate
-from m2rl.verifiers.ifeval import loose_variants, verify_ifeval
+from m2rl.verifiers.types.ifeval import loose_variants, verify_ifeval
 from m2rl.verifiers.instructions import REGISTRY, instruction_ids
 from m2rl.verifiers.instructions.text import _detect, count_sentences, word_tokenize
 from m2rl.verifiers.registry import get_verifier

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from m2rl.verifiers import score
-from m2rl.verifiers.math import equivalent, extract_answer
+from m2rl.verifiers.types.math import equivalent, extract_answer
 
 
 def rec(label: str, **meta) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from m2rl.verifiers import score
-from m2rl.verifiers.mcqa import extract_letter
+from m2rl.verifiers.types.mcqa import extract_letter
 
 
 def rec(label: str, options=None) -> dict:

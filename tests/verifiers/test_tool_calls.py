@@ -7,7 +7,7 @@ import json
 import pytest
 
 from m2rl.verifiers import score
-from m2rl.verifiers.tool_calls import parse_calls
+from m2rl.verifiers.types.tool_calls import parse_calls
 
 GT = [{"name": "get_weather", "arguments": {"city": "Paris", "days": 3}},
       {"name": "add_todo", "arguments": {"task": "buy milk", "priority": "low"}}]

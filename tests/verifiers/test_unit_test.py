@@ -10,7 +10,7 @@ import pytest
 from m2rl.data.builtin import generate, generate_problems
 from m2rl.verifiers import sandbox
 from m2rl.verifiers.registry import get_verifier
-from m2rl.verifiers.unit_test import (
+from m2rl.verifiers.types.unit_test import (
     call_of,
     code_blocks,
     extract_program,

@@ -147,7 +147,7 @@ def from_runs(children: list[Any], domains: list[str] | None = None) -> tuple[di
             M["cost/mix_gpu_hours"] = sum(mixes)
         if singles and mixes and sum(singles) > 0:
             M["cost/mix_over_singles"] = sum(mixes) / sum(singles)
-        from m2rl.analysis.cost import cost_unit
+        from m2rl.analysis.analyses.cost import cost_unit
 
         L["cost"] = {"unit": cost_unit(devices), "runs": runs}
     return M, L

@@ -7,42 +7,25 @@ lands in `analysis.json` under its name. When its inputs are absent it returns `
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from m2rl.analysis.inputs import AnalysisError, EvalFolder, ModelEntry
+from m2rl.registry import ANALYSES
 from m2rl.spec.analysis import AnalysisSpec
 
 AnalysisFn = Callable[["AnalysisContext"], dict[str, Any]]
-ANALYSES: dict[str, AnalysisFn] = {}
-BUILTIN_MODULES = ("geometry", "divergence", "inheritance", "behaviour", "transfer", "cost")
 
 
 def register(name: str) -> Callable[[AnalysisFn], AnalysisFn]:
-    def deco(fn: AnalysisFn) -> AnalysisFn:
-        if name in ANALYSES and ANALYSES[name] is not fn:
-            raise ValueError(f"analysis {name!r} registered twice")
-        ANALYSES[name] = fn
-        return fn
-
-    return deco
-
-
-def load_builtin() -> dict[str, AnalysisFn]:
-    for mod in BUILTIN_MODULES:
-        importlib.import_module(f"m2rl.analysis.{mod}")
-    return ANALYSES
+    """Register an analysis function under `name` (the `analysis` registry of `m2rl.registry`)."""
+    return ANALYSES.register(name)
 
 
 def get_analysis(name: str) -> AnalysisFn:
-    load_builtin()
-    try:
-        return ANALYSES[name]
-    except KeyError:
-        raise AnalysisError(f"analysis.analyses: unknown analysis {name!r}; registered: {', '.join(ANALYSES)}") from None
+    return ANALYSES.get(name, "analysis.analyses")
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from m2rl.analysis.geometry import MODULE_TYPES
+from m2rl.analysis.analyses.geometry import MODULE_TYPES
 from m2rl.analysis.tables import mkey
 
 LAYOUT_TAG = "m2rl.report.layout"

@@ -4,17 +4,17 @@ A source is a function `(source: SourceSpec, domain: str | None) -> Iterator[Row
 either a record dict or a `Reject` (a bad input row with its file, line and reason). `domain` is the
 domain the spec lists the source under; sources whose rows name their own domain (the Nemotron blend)
 may yield records of other domains, and the stage keeps only those of the listed domain.
-Adding a source is one new file in `m2rl/data/sources/` with `@register_source("name")`.
+Adding a source is one new file in `m2rl/data/sources/` with `@register_source("name")` (the `source`
+registry of `m2rl.registry`; its `params` model types the source's `options`).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Union
 
+from m2rl.registry import SOURCES, StrictModel
 from m2rl.spec.data import SourceSpec
 
 
@@ -31,33 +31,18 @@ class Reject:
 Row = Union[dict[str, Any], Reject]
 SourceFn = Callable[[SourceSpec, "str | None"], Iterator[Row]]
 
-_SOURCES: dict[str, SourceFn] = {}
+def register_source(name: str, *, params: type[StrictModel] | None = None, **meta: Any) -> Callable[[SourceFn], SourceFn]:
+    """Register a source function under `name`; `params` types its `source.options`.
 
-
-def register_source(name: str) -> Callable[[SourceFn], SourceFn]:
-    def deco(fn: SourceFn) -> SourceFn:
-        if name in _SOURCES:
-            raise ValueError(f"data source {name!r} registered twice")
-        _SOURCES[name] = fn
-        return fn
-
-    return deco
-
-
-def _load_builtin_sources() -> None:
-    from m2rl.data import sources
-
-    for mod in pkgutil.iter_modules(sources.__path__):
-        importlib.import_module(f"{sources.__name__}.{mod.name}")
+    `options_check(options, domain, where) -> list[str]` in `meta` adds problems that need the domain
+    the spec lists the source under (e.g. the builtin source's problem kinds); the spec calls it on load.
+    """
+    return SOURCES.register(name, params=params, **meta)
 
 
 def get_source(name: str) -> SourceFn:
-    _load_builtin_sources()
-    if name not in _SOURCES:
-        raise KeyError(f"unknown data source {name!r}; registered: {', '.join(sorted(_SOURCES))}")
-    return _SOURCES[name]
+    return SOURCES.get(name, "type")
 
 
 def source_names() -> list[str]:
-    _load_builtin_sources()
-    return sorted(_SOURCES)
+    return SOURCES.names()

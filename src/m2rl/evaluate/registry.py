@@ -1,7 +1,7 @@
 """The benchmark registry: each benchmark, by name, with its loader, domain, default K and sampling.
 
 A benchmark is one file in `m2rl/evaluate/benchmarks/` that calls `@register_benchmark(...)` on its
-loader. A loader takes the run's `BenchmarkSpec` (for `path`, `options`) and returns unified records
+loader (the `benchmark` registry of `m2rl.registry`; `params` types its `options`). A loader takes the run's `BenchmarkSpec` (for `path`, `options`) and returns unified records
 (m2rl.records) whose prompt is already the paper's template and whose verifier block names the
 verifier that scores them. Defaults are the paper's: temperature 1.0, top_p 0.7, up to 32,768 new
 tokens; K per benchmark (16 for AIME, 4 for GPQA, 1 for IFEval/IFBench); the spec overrides each.
@@ -9,12 +9,11 @@ tokens; K per benchmark (16 for AIME, 4 for GPQA, 1 for IFEval/IFBench); the spe
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from m2rl.registry import BENCHMARKS, StrictModel
 from m2rl.spec.evaluate import BenchmarkSpec
 
 Loader = Callable[[BenchmarkSpec], list[dict[str, Any]]]
@@ -60,9 +59,6 @@ class Benchmark:
         return k, sampling
 
 
-_BENCHMARKS: dict[str, Benchmark] = {}
-
-
 def register_benchmark(
     name: str,
     *,
@@ -72,37 +68,32 @@ def register_benchmark(
     sampling: Sampling = PAPER_SAMPLING,
     votable: bool = False,
     description: str = "",
+    params: type[StrictModel] | None = None,
+    options_check: Callable[..., list[str]] | None = None,
 ) -> Callable[[Loader], Loader]:
-    """Register a loader under `name` (one call per benchmark name)."""
+    """Register a loader under `name` (one call per benchmark name); `params` types its `options`,
+    `options_check(options, domain, where)` adds problems `params` cannot express."""
 
     def deco(fn: Loader) -> Loader:
-        if name in _BENCHMARKS:
-            raise ValueError(f"benchmark {name!r} registered twice")
-        _BENCHMARKS[name] = Benchmark(
-            name=name, domain=domain, loader=fn, hub_id=hub_id, k=k, sampling=sampling, votable=votable,
-            description=description or (fn.__doc__ or "").strip().split("\n")[0],
-        )
+        doc = description or (fn.__doc__ or "").strip().split("\n")[0]
+        bench = Benchmark(name=name, domain=domain, loader=fn, hub_id=hub_id, k=k, sampling=sampling,
+                          votable=votable, description=doc)
+        meta = {"options_check": options_check} if options_check else {}
+        BENCHMARKS.register(name, params=params, description=doc, **meta)(bench)
         return fn
 
     return deco
 
 
-def _load_benchmark_modules() -> None:
-    from m2rl.evaluate import benchmarks
-
-    for mod in pkgutil.iter_modules(benchmarks.__path__):
-        if not mod.name.startswith("_"):
-            importlib.import_module(f"{benchmarks.__name__}.{mod.name}")
-
-
 def get_benchmark(name: str) -> Benchmark:
-    """The registered benchmark `name`; EvalError naming the known ones otherwise."""
-    _load_benchmark_modules()
-    if name not in _BENCHMARKS:
-        raise EvalError(f"unknown benchmark {name!r}; registered: {', '.join(sorted(_BENCHMARKS))}")
-    return _BENCHMARKS[name]
+    """The registered benchmark `name`; a RegistryError names the known ones otherwise."""
+    return BENCHMARKS.get(name, "benchmark")
 
 
 def benchmark_names() -> list[str]:
-    _load_benchmark_modules()
-    return sorted(_BENCHMARKS)
+    return BENCHMARKS.names()
+
+
+def benchmark_options(spec: BenchmarkSpec) -> Any:
+    """A benchmark's `options` validated against its `Params` (errors name each option)."""
+    return BENCHMARKS.parse_params(spec.name, spec.options, "options")

@@ -1,20 +1,16 @@
 """The merge-method registry: each method, by name, with its typed parameters.
 
 A method is one file in `m2rl/merge/methods/` defining a `MergeMethod` subclass decorated with
-`@register_method`. It declares `name`, a pydantic `Params` model (unknown parameters are errors) and
+`@register_method` (the `merge` registry of `m2rl.registry`). It declares `name`, a pydantic `Params` model (unknown parameters are errors) and
 implements `merge_tensor(job)` (and, when it needs a pass over the whole model first, `prepare(ctx)`).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any, ClassVar
 
-from pydantic import ValidationError
-
 from m2rl.merge.job import Chunk, MergeContext, TensorJob
-from m2rl.spec.base import StrictModel
+from m2rl.registry import MERGE_METHODS, StrictModel
 
 
 class MergeError(ValueError):
@@ -45,51 +41,19 @@ class MergeMethod:
         raise TypeError(f"{self.name}: implements neither merge_tensor nor merge_chunk")
 
 
-_METHODS: dict[str, type[MergeMethod]] = {}
-_loaded = False
-
-
-def register_method(cls: type[MergeMethod]) -> type[MergeMethod]:
-    if cls.name in _METHODS and _METHODS[cls.name] is not cls:
-        raise ValueError(f"merge method {cls.name!r} registered twice")
+def _check_method(cls: type[MergeMethod]) -> None:
     if cls.merge_tensor is MergeMethod.merge_tensor and cls.merge_chunk is MergeMethod.merge_chunk:
         raise TypeError(f"merge method {cls.name!r} must override merge_tensor or merge_chunk")
-    _METHODS[cls.name] = cls
-    return cls
 
 
-def _load() -> None:
-    global _loaded
-    if _loaded:
-        return
-    import m2rl.merge.methods as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{pkg.__name__}.{mod.name}")
-    _loaded = True
-
-
-def method_names() -> list[str]:
-    _load()
-    return sorted(_METHODS)
+register_method = MERGE_METHODS.register(check=_check_method)
 
 
 def get_method(name: str) -> type[MergeMethod]:
-    _load()
-    try:
-        return _METHODS[name]
-    except KeyError:
-        raise MergeError(f"method: unknown merge method {name!r}; choose from {', '.join(sorted(_METHODS))}") from None
+    """The method class registered as `name` (a RegistryError names the known ones otherwise)."""
+    return MERGE_METHODS.get(name, "method")
 
 
 def parse_params(cls: type[MergeMethod], params: dict[str, Any] | None) -> StrictModel:
-    """Validate a method's parameters; the error names each bad parameter."""
-    try:
-        return cls.Params.model_validate(dict(params or {}))
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"])
-            msg = "unknown parameter" if err["type"] == "extra_forbidden" else err["msg"]
-            lines.append(f"params.{where}: {msg}")
-        raise MergeError(f"{cls.name}: " + "; ".join(lines)) from None
+    """Validate a method's parameters; the error names each bad parameter by path."""
+    return MERGE_METHODS.parse_params(cls.name, params, "params")

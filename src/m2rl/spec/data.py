@@ -6,9 +6,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from m2rl.names import DOMAINS
 from m2rl.spec.base import StrictModel
 
-DOMAINS = ("math", "code", "science", "if", "agent")
+__all__ = ["DOMAINS", "DataSpec", "DomainSpec", "SourceSpec"]
 
 
 class SourceSpec(StrictModel):

@@ -28,7 +28,10 @@ class BenchmarkSpec(StrictModel):
 class EvaluateSpec(StrictModel):
     """Evaluation of every model of the study with the same settings."""
 
-    backend: Literal["hf", "vllm"] = Field(default="hf", description="hf (transformers, CPU) or vllm (GPU).")
+    backend: str = Field(default="hf", description="Registered generation backend: hf (transformers, CPU) or vllm (GPU).")
+    backend_options: dict[str, Any] = Field(
+        default_factory=dict, description="Backend-specific options, typed by the backend's Params (m2rl list eval_backend)."
+    )
     benchmarks: list[BenchmarkSpec] = Field(
         default_factory=lambda: [
             BenchmarkSpec(name=f"builtin_{d}") for d in ("math", "code", "science", "if", "agent")

@@ -8,12 +8,15 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from m2rl.names import STUDY_PARADIGMS
+from m2rl.registry import validation_lines
 from m2rl.spec.analysis import AnalysisSpec
 from m2rl.spec.base import StrictModel
 from m2rl.spec.data import DataSpec
 from m2rl.spec.evaluate import EvaluateSpec
 from m2rl.spec.kubernetes import KubernetesSpec
 from m2rl.spec.merge import MergeSpec
+from m2rl.spec.resolve import name_problems
 from m2rl.spec.train import TrainSpec
 
 
@@ -52,9 +55,9 @@ class StudySpec(StrictModel):
     @field_validator("paradigms")
     @classmethod
     def _paradigms(cls, v: list[str]) -> list[str]:
-        bad = [p for p in v if p not in ("mix", "merge")]
+        bad = [p for p in v if p not in STUDY_PARADIGMS]
         if bad or not v:
-            raise ValueError(f"must be a non-empty list of 'mix' / 'merge', got {v!r}")
+            raise ValueError(f"must be a non-empty list of {' / '.join(repr(p) for p in STUDY_PARADIGMS)}, got {v!r}")
         return v
 
     @field_validator("artifact_root")
@@ -85,35 +88,25 @@ class SpecError(ValueError):
 
 
 def format_validation_error(exc: ValidationError) -> list[str]:
-    """`train.lr: must be > 0` style lines, one per error, by field path."""
-    lines = []
-    for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (check its spelling)"
-        elif err["type"] == "greater_than":
-            msg = f"must be > {err['ctx']['gt']}"
-        elif err["type"] == "greater_than_equal":
-            msg = f"must be >= {err['ctx']['ge']}"
-        elif err["type"] == "less_than":
-            msg = f"must be < {err['ctx']['lt']}"
-        elif err["type"] == "less_than_equal":
-            msg = f"must be <= {err['ctx']['le']}"
-        elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        lines.append(f"{path}: {msg}")
-    return lines
+    """`train.lr: must be > 0` style lines, one per error, by field path (`merge.methods[0].method`)."""
+    return validation_lines(exc, model=StudySpec, noun="key")
 
 
 def spec_from_dict(data: Any, source: str = "<spec>") -> StudySpec:
-    """Validate a parsed mapping into a StudySpec, raising SpecError with field paths."""
+    """Validate a parsed mapping into a StudySpec with every registered name and its parameters resolved;
+    SpecError lists every problem, one line each, by field path."""
     if not isinstance(data, dict):
         raise SpecError(source, [f"top level must be a mapping of sections, got {type(data).__name__}"])
+    errors: list[str] = []
+    spec = None
     try:
-        return StudySpec.model_validate(data)
+        spec = StudySpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(source, format_validation_error(exc)) from None
+        errors = format_validation_error(exc)
+    errors += [e for e in name_problems(data) if e not in errors]
+    if errors:
+        raise SpecError(source, errors)
+    return spec
 
 
 def load_spec(path: str | Path) -> StudySpec:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -26,7 +26,10 @@ class VllmSpec(StrictModel):
 class TrainSpec(StrictModel):
     """GRPO hyper-parameters; field names are backend-neutral and mapped per backend."""
 
-    backend: Literal["trl", "openrlhf"] = Field(default="trl", description="trl (CPU, local) or openrlhf (GPU).")
+    backend: str = Field(default="trl", description="Registered training backend: trl (CPU, local) or openrlhf (GPU).")
+    backend_options: dict[str, Any] = Field(
+        default_factory=dict, description="Backend-specific options, typed by the backend's Params (m2rl list train_backend)."
+    )
     lr: float = Field(default=2e-6, gt=0, description="Actor learning rate.")
     lr_scheduler: str = Field(default="constant", description="LR schedule (constant, cosine, linear, ...).")
     lr_warmup_ratio: float = Field(default=0.0, ge=0, lt=1, description="Fraction of steps used for warmup.")

@@ -1,4 +1,5 @@
-"""Training backends, one module per backend under `m2rl.train.backends`, registered by name.
+"""Training backends, one module per backend under `m2rl.train.backends`, registered by name in the
+`train_backend` registry of `m2rl.registry` (its `Params` types the spec's `train.backend_options`).
 
 A backend turns a `TrainJob` into a trained Hugging Face checkpoint folder. It may check the job
 before anything launches (`check`), describe what it would run (`describe`, used by `--dry-run`),
@@ -8,16 +9,15 @@ the CLI stay light.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from m2rl.registry import TRAIN_BACKENDS, StrictModel
+
 if TYPE_CHECKING:
     from m2rl.train.job import BackendRun, TrainJob
     from m2rl.train.metrics import MetricSink
-
-BUILTIN_BACKENDS = ("trl", "openrlhf")
 
 
 class TrainBackend(Protocol):
@@ -38,36 +38,21 @@ class TrainBackend(Protocol):
         """Train; write the final checkpoint (weights, config, tokenizer) into `out_dir`."""
 
 
-_BACKENDS: dict[str, Callable[[], TrainBackend]] = {}
-
-
-def register_backend(name: str) -> Callable[[type], type]:
-    """Class decorator: register a backend class under `name` (constructed without arguments)."""
+def register_backend(name: str, *, params: type[StrictModel] | None = None) -> Callable[[type], type]:
+    """Class decorator: register a backend class under `name` (constructed without arguments);
+    `params` (default the class's `Params`) types the spec's `train.backend_options`."""
 
     def deco(cls: type) -> type:
-        if name in _BACKENDS and _BACKENDS[name] is not cls:
-            raise ValueError(f"training backend {name!r} is registered twice")
-        _BACKENDS[name] = cls
         cls.name = name
-        return cls
+        return TRAIN_BACKENDS.register(name, params=params)(cls)
 
     return deco
 
 
-def _load_builtin() -> None:
-    for name in BUILTIN_BACKENDS:
-        if name not in _BACKENDS:
-            importlib.import_module(f"m2rl.train.backends.{name}")
-
-
 def get_backend(name: str) -> TrainBackend:
     """A fresh backend instance by its registered name."""
-    _load_builtin()
-    if name not in _BACKENDS:
-        raise KeyError(f"train.backend: unknown backend {name!r}; registered: {', '.join(sorted(_BACKENDS))}")
-    return _BACKENDS[name]()
+    return TRAIN_BACKENDS.get(name, "train.backend")()
 
 
 def backend_names() -> list[str]:
-    _load_builtin()
-    return sorted(_BACKENDS)
+    return TRAIN_BACKENDS.names()

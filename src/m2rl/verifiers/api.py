@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from m2rl.verifiers.reasoning import split_reasoning
-from m2rl.verifiers.registry import Score, get_verifier
+from m2rl.verifiers.registry import RegistryError, Score, get_verifier
 
 
 class VerifierError(ValueError):
@@ -34,8 +34,8 @@ def check_record(record: Mapping[str, Any]) -> str:
     vtype, _ = record_verifier(record)
     try:
         get_verifier(vtype)
-    except KeyError as exc:
-        raise VerifierError(f"record {record.get('id')!r}: {exc.args[0]}") from None
+    except RegistryError as exc:
+        raise VerifierError(f"record {record.get('id')!r}: {exc}") from None
     return vtype
 
 
@@ -71,8 +71,8 @@ def score(record: Mapping[str, Any], response: Any, *, require_think_close: bool
     vtype, meta = record_verifier(record)
     try:
         fn = get_verifier(vtype)
-    except KeyError as exc:
-        raise VerifierError(f"record {record.get('id')!r}: {exc.args[0]}") from None
+    except RegistryError as exc:
+        raise VerifierError(f"record {record.get('id')!r}: {exc}") from None
     text, closed = split_reasoning(_text(response))
     if require_think_close and not closed:
         return Score(0.0, {"reason": "no </think>: the reasoning block is not closed"})

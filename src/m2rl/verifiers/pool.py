@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from m2rl.verifiers.api import VerifierError, check_record, record_verifier, score
-from m2rl.verifiers.registry import Score, extra_modules, get_verifier
+from m2rl.verifiers.registry import RegistryError, Score, extra_modules, get_verifier
 
 DEFAULT_TIMEOUT = 10.0  # seconds per item, for verifiers that state none
 UNIT_TEST_DEFAULT_PER_TEST = 5.0
@@ -51,7 +51,7 @@ def item_timeout(meta: Mapping[str, Any]) -> float:
     """
     try:
         fn = get_verifier(str(meta.get("type")))
-    except KeyError:
+    except RegistryError:
         return DEFAULT_TIMEOUT
     own = getattr(fn, "item_timeout", None)
     if callable(own):

@@ -13,29 +13,43 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pydantic import Field, StrictBool, StrictInt
+
 from m2rl.data import builtin
 from m2rl.data.registry import Row, register_source
+from m2rl.registry import SOURCES, StrictModel
 from m2rl.spec.data import SourceSpec
 
-_OPTIONS = set(builtin.SOURCE_OPTIONS)
+
+class BuiltinOptions(StrictModel):
+    """Options of the builtin source."""
+
+    seed: StrictInt = Field(default=0, description="Picks the generated set (records of other seeds differ).")
+    count: StrictInt = Field(default=builtin.DEFAULT_COUNT, ge=1, description="Records generated per domain.")
+    kinds: list[str] | str | None = Field(
+        default=None, description="Draw only these problem kinds (math, science; math's opt-in `mental`)."
+    )
+    allow_last_number: StrictBool = Field(
+        default=False, description="math: the verifier may take the response's last number as its answer."
+    )
 
 
-def _int_option(source: SourceSpec, name: str, default: int, minimum: int | None = None) -> int:
-    value = source.options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"builtin: options.{name} must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"builtin: options.{name} must be >= {minimum}, got {value}")
-    return value
+def check_options(options: dict, domain: str | None, where: str) -> list[str]:
+    """Problems of the options that depend on the domain (unknown kinds, allow_last_number off math)."""
+    if domain is None:
+        return []
+    try:
+        builtin.parse_variant(options, domain, "builtin")
+    except ValueError as exc:
+        msg = str(exc).removeprefix("builtin: ")
+        return [f"{where}{msg[len('options'):]}" if msg.startswith("options.") else f"{where}: {msg}"]
+    return []
 
 
-@register_source("builtin")
+@register_source("builtin", params=BuiltinOptions, options_check=check_options)
 def builtin_source(source: SourceSpec, domain: str | None) -> Iterator[Row]:
-    unknown = sorted(set(source.options) - _OPTIONS)
-    if unknown:
-        raise ValueError(f"builtin: unknown option options.{unknown[0]}; known: {', '.join(sorted(_OPTIONS))}")
-    seed = _int_option(source, "seed", 0)
-    count = _int_option(source, "count", builtin.DEFAULT_COUNT, minimum=1)
+    opts = SOURCES.parse_params("builtin", source.options, "options")
+    seed, count = opts.seed, opts.count
     domains = builtin.DOMAINS if domain is None else (domain,)
     for d in domains:
         if d not in builtin.DOMAINS:

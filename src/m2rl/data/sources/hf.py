@@ -13,7 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from m2rl.data.registry import Reject, Row, register_source
+from m2rl.registry import StrictModel
 from m2rl.spec.data import SourceSpec
 
 _LOCAL_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv", ".arrow": "arrow"}
@@ -44,7 +47,15 @@ def _get(row: dict[str, Any], column: str) -> Any:
     return cur
 
 
-@register_source("hf")
+class HfOptions(StrictModel):
+    """Options of the hf source, passed to `datasets.load_dataset`."""
+
+    name: str | None = Field(default=None, description="Dataset configuration name.")
+    revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
+    data_dir: str | None = Field(default=None, description="Sub-folder of the dataset to read.")
+
+
+@register_source("hf", params=HfOptions)
 def hf(source: SourceSpec, domain: str | None) -> Iterator[Row]:
     if not source.path:
         raise ValueError("hf: source.path is required (hub id or local files)")
@@ -54,7 +65,7 @@ def hf(source: SourceSpec, domain: str | None) -> Iterator[Row]:
         raise ValueError("hf: columns.prompt is required (the source column holding the prompt)")
     if "type" not in source.verifier:
         raise ValueError("hf: verifier.type is required for hf sources")
-    load_opts = {k: v for k, v in source.options.items() if k in ("name", "revision", "data_dir")}
+    load_opts = HfOptions.model_validate(source.options).model_dump(exclude_none=True)
     n = 0
     for i, row in enumerate(load_rows(source.path, source.split, **load_opts)):
         try:

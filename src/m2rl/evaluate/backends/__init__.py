@@ -1,21 +1,19 @@
 """Generation backends behind one interface: `hf` (transformers, CPU) and `vllm` (GPU pods).
 
 A backend module `m2rl/evaluate/backends/<name>.py` defines a class registered with
-`@register_backend(name)`; modules are imported only when their backend is chosen, so vLLM is never
-imported unless `backend="vllm"`. Both render prompts the same way: the model's own chat template
+`@register_backend(name)` (the `eval_backend` registry of `m2rl.registry`); a module imports its engine
+only when a model is loaded, so vLLM is never imported unless `backend="vllm"`. Both render prompts the same way: the model's own chat template
 with the generation prompt appended (`render_prompt`), then sample `n` completions per prompt.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from m2rl.evaluate.registry import EvalError, Sampling
-
-BACKEND_NAMES = ("hf", "vllm")
+from m2rl.evaluate.registry import Sampling
+from m2rl.registry import EVAL_BACKENDS, StrictModel
 
 
 @dataclass(frozen=True)
@@ -45,24 +43,15 @@ class Generator(Protocol):
         """Free the model."""
 
 
-_BACKENDS: dict[str, Callable[..., Generator]] = {}
-
-
-def register_backend(name: str) -> Callable[[Any], Any]:
-    def deco(cls: Any) -> Any:
-        _BACKENDS[name] = cls
-        return cls
-
-    return deco
+def register_backend(name: str, *, params: type[StrictModel] | None = None) -> Callable[[Any], Any]:
+    """Class decorator: register a generator class under `name`; `params` (default the class's `Params`)
+    types the spec's `evaluate.backend_options`."""
+    return EVAL_BACKENDS.register(name, params=params)
 
 
 def get_backend(name: str) -> Callable[..., Generator]:
-    """The backend class `name` (importing its module now)."""
-    if name not in BACKEND_NAMES:
-        raise EvalError(f"unknown backend {name!r}; choose from {', '.join(BACKEND_NAMES)}")
-    if name not in _BACKENDS:
-        importlib.import_module(f"{__name__}.{name}")
-    return _BACKENDS[name]
+    """The backend class `name` (a backend module imports its engine only when a model is loaded)."""
+    return EVAL_BACKENDS.get(name, "evaluate.backend")
 
 
 def render_prompt(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:

@@ -7,11 +7,22 @@ arrow form fills unset arguments with null, which are dropped here).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from m2rl.evaluate.loading import column, load_rows, make_record, unique_ids
 from m2rl.evaluate.registry import EvalError
+from m2rl.registry import StrictModel
 from m2rl.spec.evaluate import BenchmarkSpec
+
+
+class InstructionOptions(StrictModel):
+    """Options of the instruction-following benchmarks."""
+
+    mode: Literal["strict", "loose"] = Field(
+        default="strict", description="Prompt-level strict accuracy, or IFEval's loose variant."
+    )
 
 
 def _kwargs(value: Any, n: int, where: str) -> list[dict[str, Any]]:

@@ -15,15 +15,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from m2rl.data.builtin import SOURCE_OPTIONS
+from pydantic import Field
+
+from m2rl.data.sources.builtin import BuiltinOptions, check_options
 from m2rl.evaluate.loading import local_path, unique_ids
-from m2rl.evaluate.registry import EvalError, Sampling, register_benchmark
+from m2rl.evaluate.registry import EvalError, Sampling, benchmark_options, register_benchmark
+from m2rl.names import DOMAINS
 from m2rl.spec.evaluate import BenchmarkSpec
 
-DOMAINS = ("math", "code", "science", "if", "agent")
+
+class BuiltinBenchmarkOptions(BuiltinOptions):
+    """Options of the builtin benchmarks: the builtin source's, and how the data stage holds records out."""
+
+    eval_fraction: float = Field(default=0.2, ge=0, lt=1, description="The data stage's held-out fraction.")
+    split_seed: int = Field(default=0, description="Seed of the data stage's deterministic split.")
+    max_eval: int | None = Field(default=None, ge=1, description="The data stage's cap on held-out records.")
+
 VOTABLE = {"math", "science"}  # verifiers that extract one final answer per response
 BUILTIN_SAMPLING = Sampling(temperature=1.0, top_p=0.7, max_new_tokens=512)
-OPTIONS = {*SOURCE_OPTIONS, "eval_fraction", "split_seed", "max_eval"}
 
 
 def _from_records(name: str, domain: str, path: str) -> list[dict[str, Any]]:
@@ -43,21 +52,15 @@ def _regenerate(name: str, domain: str, spec: BenchmarkSpec) -> list[dict[str, A
     from m2rl.data import builtin
     from m2rl.data.split import is_eval
 
-    opts = spec.options
-    fraction = float(opts.get("eval_fraction", 0.2))
-    split_seed = int(opts.get("split_seed", 0))
-    cap = opts.get("max_eval")
-    unknown = sorted(set(opts) - OPTIONS)
-    if unknown:
-        raise EvalError(f"{name}: unknown option options.{unknown[0]}; known: {', '.join(sorted(OPTIONS))}")
+    opts = benchmark_options(spec)
     try:
-        variant = builtin.parse_variant(opts, domain, name)
+        variant = builtin.parse_variant(spec.options, domain, name)
     except ValueError as exc:
         raise EvalError(str(exc)) from None
+    cap = opts.max_eval
     try:
-        recs = builtin.iter_records(domain, int(opts.get("seed", 0)), int(opts.get("count", builtin.DEFAULT_COUNT)),
-                                    variant)
-        held_out = [r for r in recs if is_eval(r["id"], fraction, seed=split_seed)]
+        recs = builtin.iter_records(domain, opts.seed, opts.count, variant)
+        held_out = [r for r in recs if is_eval(r["id"], opts.eval_fraction, seed=opts.split_seed)]
     except ModuleNotFoundError as exc:
         raise EvalError(f"{name}: the builtin generator of domain {domain!r} is not available ({exc})") from None
     return held_out[: int(cap)] if cap is not None else held_out
@@ -80,4 +83,6 @@ def _make_loader(domain: str):
 for _domain in DOMAINS:
     register_benchmark(
         f"builtin_{_domain}", domain=_domain, k=4, sampling=BUILTIN_SAMPLING, votable=_domain in VOTABLE,
+        params=BuiltinBenchmarkOptions,
+        options_check=lambda options, _domain_listed, where, d=_domain: check_options(options, d, where),
     )(_make_loader(_domain))

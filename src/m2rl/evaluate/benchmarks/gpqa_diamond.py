@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 
+from pydantic import Field
+
 from m2rl.evaluate.loading import (
     LETTERS,
     column,
@@ -20,7 +22,14 @@ from m2rl.evaluate.loading import (
     unique_ids,
 )
 from m2rl.evaluate.registry import register_benchmark
+from m2rl.registry import StrictModel
 from m2rl.spec.evaluate import BenchmarkSpec
+
+
+class GpqaOptions(StrictModel):
+    """Options of GPQA Diamond."""
+
+    shuffle_seed: int = Field(default=0, description="Seed of the per-question option order (same for every model).")
 
 HUB_ID = "Idavidrein/gpqa"
 NAME = "gpqa_diamond"
@@ -35,7 +44,7 @@ def shuffled_options(correct: str, incorrect: list[str], seed: int, rid: str) ->
     return shuffled, LETTERS[order.index(0)]
 
 
-@register_benchmark(NAME, domain="science", hub_id=HUB_ID, k=4, votable=True)
+@register_benchmark(NAME, domain="science", hub_id=HUB_ID, k=4, votable=True, params=GpqaOptions)
 def load_gpqa_diamond(spec: BenchmarkSpec) -> list[dict]:
     """GPQA Diamond (Avg@4), simple-evals prompt with seeded option shuffling."""
     seed = int(spec.options.get("shuffle_seed", 0))

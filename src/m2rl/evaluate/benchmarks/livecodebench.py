@@ -19,9 +19,19 @@ import zlib
 from datetime import date, datetime
 from typing import Any
 
+from pydantic import Field
+
 from m2rl.evaluate.loading import column, load_rows, make_record, unique_ids
 from m2rl.evaluate.registry import EvalError, register_benchmark
+from m2rl.registry import StrictModel
 from m2rl.spec.evaluate import BenchmarkSpec
+
+
+class LiveCodeBenchOptions(StrictModel):
+    """Options of LiveCodeBench."""
+
+    date_from: date | None = Field(default=None, description="First contest date (ISO) of the window.")
+    date_to: date | None = Field(default=None, description="End of the window (ISO date, exclusive).")
 
 HUB_ID = "livecodebench/code_generation_lite"
 # The hub repo's loading script is not run by datasets >= 4: read its jsonl release files directly.
@@ -133,19 +143,19 @@ def load_livecodebench(name: str, spec: BenchmarkSpec, version: str) -> list[dic
     return unique_ids(name, recs)
 
 
-@register_benchmark("livecodebench", domain="code", hub_id=HUB_ID, k=4)
+@register_benchmark("livecodebench", domain="code", hub_id=HUB_ID, k=4, params=LiveCodeBenchOptions)
 def load_livecodebench_default(spec: BenchmarkSpec) -> list[dict]:
     """LiveCodeBench (Avg@4), v6 window unless options.date_from/date_to are set."""
     return load_livecodebench("livecodebench", spec, "v6")
 
 
-@register_benchmark("livecodebench_v5", domain="code", hub_id=HUB_ID, k=4)
+@register_benchmark("livecodebench_v5", domain="code", hub_id=HUB_ID, k=4, params=LiveCodeBenchOptions)
 def load_livecodebench_v5(spec: BenchmarkSpec) -> list[dict]:
     """LiveCodeBench v5 (2024-08-01 .. 2025-02-01, Avg@4)."""
     return load_livecodebench("livecodebench_v5", spec, "v5")
 
 
-@register_benchmark("livecodebench_v6", domain="code", hub_id=HUB_ID, k=4)
+@register_benchmark("livecodebench_v6", domain="code", hub_id=HUB_ID, k=4, params=LiveCodeBenchOptions)
 def load_livecodebench_v6(spec: BenchmarkSpec) -> list[dict]:
     """LiveCodeBench v6 (2025-02-01 .. 2025-05-01, Avg@4)."""
     return load_livecodebench("livecodebench_v6", spec, "v6")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from m2rl.evaluate.loading import (
     LETTERS,
     column,
@@ -20,7 +22,15 @@ from m2rl.evaluate.loading import (
     unique_ids,
 )
 from m2rl.evaluate.registry import EvalError, register_benchmark
+from m2rl.registry import StrictModel
 from m2rl.spec.evaluate import BenchmarkSpec
+
+
+class MmluReduxOptions(StrictModel):
+    """Options of MMLU-Redux."""
+
+    subjects: list[str] | None = Field(default=None, description="Subject configs to read (default every one).")
+    keep_errors: bool = Field(default=False, description="Keep the questions annotated as erroneous.")
 
 HUB_ID = "edinburgh-dawg/mmlu-redux-2.0"
 NAME = "mmlu_redux"
@@ -54,7 +64,7 @@ def _answer_index(value: Any, n: int, where: str) -> int:
     return idx
 
 
-@register_benchmark(NAME, domain="science", hub_id=HUB_ID, k=1, votable=True)
+@register_benchmark(NAME, domain="science", hub_id=HUB_ID, k=1, votable=True, params=MmluReduxOptions)
 def load_mmlu_redux(spec: BenchmarkSpec) -> list[dict]:
     """MMLU-Redux 2.0 (Avg@1), simple-evals multiple-choice prompt, sound questions only."""
     keep_errors = bool(spec.options.get("keep_errors", False))

@@ -6,7 +6,7 @@ mergekit: `linear` with equal weights (and `normalize: true`) gives the same ten
 from __future__ import annotations
 
 from m2rl.merge.registry import MergeMethod, register_method
-from m2rl.spec.base import StrictModel
+from m2rl.registry import StrictModel
 
 
 class AverageParams(StrictModel):

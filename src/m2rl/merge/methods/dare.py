@@ -25,7 +25,7 @@ from pydantic import Field
 from m2rl.merge.job import Chunk, TensorJob
 from m2rl.merge.methods.ties import TiesParams, TrimElectMerge
 from m2rl.merge.registry import MergeMethod, register_method
-from m2rl.spec.base import StrictModel
+from m2rl.registry import StrictModel
 
 BLOCK = 1 << 20
 

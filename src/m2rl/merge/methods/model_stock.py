@@ -17,7 +17,7 @@ from pydantic import Field
 
 from m2rl.merge.job import TensorJob
 from m2rl.merge.registry import MergeMethod, register_method
-from m2rl.spec.base import StrictModel
+from m2rl.registry import StrictModel
 
 
 class ModelStockParams(StrictModel):

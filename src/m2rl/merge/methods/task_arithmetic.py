@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from m2rl.merge.registry import MergeMethod, register_method
-from m2rl.spec.base import StrictModel
+from m2rl.registry import StrictModel
 
 
 class TaskArithmeticParams(StrictModel):

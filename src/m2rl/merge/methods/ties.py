@@ -29,7 +29,7 @@ from pydantic import Field
 from m2rl.merge.job import Chunk, MergeContext, TensorJob
 from m2rl.merge.registry import MergeMethod, register_method
 from m2rl.merge.select import kth_smallest, kth_value
-from m2rl.spec.base import StrictModel
+from m2rl.registry import StrictModel
 
 
 class TiesParams(StrictModel):

@@ -13,6 +13,9 @@ import re
 import string
 from typing import Any
 
+from pydantic import Field
+
+from m2rl.registry import StrictModel
 from m2rl.verifiers.registry import Score, register_verifier
 
 _MARK_RE = re.compile(r"answer(?:[ \t*]{0,4}[:\uff1a]|\s{1,4}is)|correct\s{1,4}(?:option|choice)\s{1,4}is", re.I)
@@ -84,7 +87,15 @@ def extract_letter(text: str, letters: str) -> tuple[str | None, str]:
     return best, how
 
 
-@register_verifier("mcqa")
+class McqaParams(StrictModel):
+    """The `mcqa` verifier's metadata."""
+
+    options: list[Any] | None = Field(
+        default=None, description="Option texts in letter order (A first); without them A-D are valid."
+    )
+
+
+@register_verifier("mcqa", params=McqaParams)
 def verify_mcqa(response: str, label: str, meta: Any) -> Score:
     gold = _gold_letter(label, meta)
     if gold is None:

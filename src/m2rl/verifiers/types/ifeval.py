@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from m2rl.verifiers.instructions import REGISTRY, InstructionError, parse_kwargs
+from pydantic import Field
+
+from m2rl.registry import StrictModel
 from m2rl.verifiers.registry import Score, register_verifier
 
 MODES = ("strict", "loose")
@@ -65,7 +68,21 @@ def _instructions(meta: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
     return list(ids), list(kwargs)
 
 
-@register_verifier("ifeval")
+class IfevalParams(StrictModel):
+    """The `ifeval` verifier's metadata."""
+
+    instruction_id_list: list[str] | str | None = Field(
+        default=None, description="Instruction ids (IFEval / IFBench), a list or its JSON text."
+    )
+    kwargs: list[Any] | str | None = Field(
+        default=None, description="One kwargs mapping (or null) per instruction id, or its JSON text."
+    )
+    mode: Literal["strict", "loose"] | None = Field(
+        default=None, description="strict (default) or loose (IFEval's loose variants of the response)."
+    )
+
+
+@register_verifier("ifeval", params=IfevalParams)
 def verify_ifeval(response: str, label: str, meta: Mapping[str, Any]) -> Score:
     ids, kwargs = _instructions(meta)
     mode = _choice(meta, "mode", MODES)

@@ -22,6 +22,9 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
+from pydantic import Field
+
+from m2rl.registry import StrictModel
 from m2rl.verifiers.registry import Score, register_verifier
 
 MAX_ANSWER_CHARS = 1000
@@ -281,7 +284,15 @@ def equivalent(gold: str, pred: str) -> tuple[bool, str]:
     return bool(ok), "math_verify"
 
 
-@register_verifier("math")
+class MathParams(StrictModel):
+    """The `math` verifier's metadata."""
+
+    allow_last_number: bool = Field(
+        default=False, description="Accept the response's last number when it states no final answer."
+    )
+
+
+@register_verifier("math", params=MathParams)
 def verify_math(response: str, label: str, meta: Any) -> Score:
     gold = _unwrap_gold(str(label))
     if not gold:

@@ -16,8 +16,11 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
+
+from m2rl.registry import StrictModel
 from m2rl.verifiers.registry import Score, register_verifier
 
 MODES = ("exact", "unordered", "f1")
@@ -186,7 +189,21 @@ def _mode(meta: Any) -> str:
     return mode
 
 
-@register_verifier("tool_calls")
+class ToolCallsParams(StrictModel):
+    """The `tool_calls` verifier's metadata."""
+
+    ground_truth: list[Any] | dict[str, Any] | str | None = Field(
+        default=None, description="Expected calls: a list of {name, arguments} (or its JSON text)."
+    )
+    mode: Literal["exact", "unordered", "f1", "partial", "fraction"] | None = Field(
+        default=None, description="exact (default): same calls in order; unordered; f1 (partial credit)."
+    )
+    reward: Literal["binary", "fraction"] | None = Field(
+        default=None, description="fraction: partial credit (the same as mode f1)."
+    )
+
+
+@register_verifier("tool_calls", params=ToolCallsParams)
 def verify_tool_calls(response: str, label: str, meta: Any) -> Score:
     expected = _ground_truth(meta)
     mode = _mode(meta)

@@ -25,9 +25,12 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from m2rl.verifiers import sandbox
+from pydantic import Field
+
+from m2rl.registry import StrictModel
 from m2rl.verifiers.registry import Score, register_verifier
 
 DEFAULT_TIMEOUT = 5.0
@@ -211,7 +214,23 @@ def item_timeout(meta: Mapping[str, Any]) -> float:
     return max(1, n) * (per + 1.0) + sandbox.Limits().startup_s + 2.0
 
 
-@register_verifier("unit_test")
+class UnitTestParams(StrictModel):
+    """The `unit_test` verifier's metadata."""
+
+    unit_tests: dict[str, Any] | str | None = Field(
+        default=None, description="{inputs, outputs[, fn_name]}: stdin/stdout tests, or call tests with fn_name."
+    )
+    fn_name: str | None = Field(default=None, description="Function the call tests invoke (else stdin/stdout).")
+    timeout: float | None = Field(default=None, gt=0, description="Seconds per test (default 5, capped).")
+    reward: Literal["binary", "fraction"] | None = Field(
+        default=None, description="binary (default): 1 only when every test passes; fraction: share passed."
+    )
+    float_tolerance: float | None = Field(
+        default=None, ge=0, description="Absolute tolerance when outputs compare as numbers."
+    )
+
+
+@register_verifier("unit_test", params=UnitTestParams)
 def verify_unit_test(response: str, label: str, meta: Mapping[str, Any]) -> Score:
     inputs, outputs, fn_name = _tests_of(meta)
     mode = str(meta.get("reward") or "binary")

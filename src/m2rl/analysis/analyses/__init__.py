@@ -1,0 +1,1 @@
+"""The analyses, one module each, registered by name in the `analysis` registry (`m2rl list analysis`)."""
