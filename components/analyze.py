@@ -9,8 +9,9 @@ from components.images import CPU_IMAGE
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def analyze(spec_json: str, parent_run_id: str, models: list, analysis: Output[Artifact]):
     """Analyse the study's `models` (names under <artifact_root>/models) and the base into <artifact_root>/analysis."""
-    from m2rl import storage
     from m2rl.orchestration.stages import BASE, StageContext, publish
+
+    from m2rl import storage
 
     ctx = StageContext(spec_json, parent_run_id)
     out = ctx.layout.analysis

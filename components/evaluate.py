@@ -12,10 +12,12 @@ def evaluate(spec_json: str, parent_run_id: str, model_name: str, model_ref: str
     """Evaluate `model` (else `model_ref`, the base) into <artifact_root>/eval/<model_name>."""
     import json
 
+    from m2rl.orchestration.stages import StageContext, artifact_uri, publish
+
     from m2rl import storage
     from m2rl.evaluate.stage import evaluate as evaluate_stage
-    from m2rl.evaluate.stage import model_tags, study_benchmarks
-    from m2rl.orchestration.stages import StageContext, artifact_uri, publish
+    from m2rl.evaluate.stage import study_benchmarks
+    from m2rl.names import model_tags
 
     ctx = StageContext(spec_json, parent_run_id)
     ref = artifact_uri(model, "model") if model is not None else model_ref

@@ -10,8 +10,9 @@ from components.images import CPU_IMAGE
 def report(spec_json: str, parent_run_id: str, analysis: Input[Artifact], html: Output[HTML],
            markdown: Output[Markdown]):
     """Build the report into <artifact_root>/report; `html` and `markdown` are copies of it for the KFP UI."""
-    from m2rl import storage
     from m2rl.orchestration.stages import StageContext, artifact_uri, finish_parent, publish
+
+    from m2rl import storage
 
     ctx = StageContext(spec_json, parent_run_id)
     analysis_dir = artifact_uri(analysis, "analysis")

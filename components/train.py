@@ -9,14 +9,14 @@ from components.images import GPU_IMAGE
 @dsl.component(base_image=GPU_IMAGE, install_kfp_package=False)
 def train(spec_json: str, parent_run_id: str, run: str, dataset: Input[Dataset], model: Output[Model]):
     """Train `run` (a domain or "mix") into <artifact_root>/models/<single-domain|mix>; `model` holds its card."""
-    from m2rl import storage
-    from m2rl.orchestration.stages import MIX, StageContext, artifact_uri, publish, single_name
+    from m2rl.names import run_model
+    from m2rl.workflow.glue import StageContext, artifact_uri, publish
 
     ctx = StageContext(spec_json, parent_run_id)
     data_uri = artifact_uri(dataset, "dataset")
-    name = MIX if run == MIX else single_name(run)
+    name = run_model(run)
     out = ctx.layout.model(name)
-    records = storage.join(data_uri, "train", f"{run}.parquet")
+    records = ctx.layout.train_split(run, data_uri)
 
     def work() -> dict:
         from m2rl.train import train as train_stage

@@ -63,6 +63,35 @@ def data(
         typer.echo(f"{result.rejects} rejected rows: see {storage.join(result.out, 'rejects.jsonl')}")
 
 
+def list_registered(
+    kind: str = typer.Argument(None, help="merge, verifier, source, benchmark, analysis, train_backend, eval_backend."),
+    as_json: bool = typer.Option(False, "--json", help="JSON: every entry with its parameters."),
+) -> None:
+    """Every registered name of a kind (default every kind), with its parameters and their descriptions."""
+    import json
+
+    from m2rl.registry import REGISTRIES, RegistryError, registry
+
+    try:
+        kinds = [registry(kind)] if kind else list(REGISTRIES.values())
+    except RegistryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        doc = {r.kind: [{"name": e.name, "description": e.description,
+                         "params": [{"name": n, "default": d, "description": t} for n, d, t in e.param_docs()]}
+                        for e in r.entries()] for r in kinds}
+        typer.echo(json.dumps(doc, indent=1))
+        return
+    for r in kinds:
+        typer.echo(f"{r.kind}: every {r.what} (from {r.package}):")
+        for e in r.entries():
+            typer.echo(f"  {e.name}: {e.description}")
+            for n, d, t in e.param_docs():
+                typer.echo(f"      {n} = {d}: {t}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("validate")(validate)
     app.command("data")(data)
+    app.command("list")(list_registered)

@@ -187,7 +187,7 @@ class Registry(Generic[T]):
             old = self._entries.get(key)
             if old is not None and (old.module, _qualname(old.obj)) != (module, _qualname(obj)):
                 raise ValueError(f"{self.what} {key!r} registered twice ({old.module} and {module})")
-            doc = description if description is not None else (getattr(obj, "__doc__", None) or "").strip()
+            doc = description if description is not None else _doc(obj, module)
             self._entries[key] = Entry(key, obj, model, doc.split("\n")[0].strip(), module, dict(meta))
             return obj
 
@@ -257,6 +257,14 @@ class Registry(Generic[T]):
         except ValidationError as exc:
             lines = validation_lines(exc, where, model)
             raise RegistryError([f"{name}: {line}" for line in lines]) from None
+
+
+def _doc(obj: Any, module: str) -> str:
+    """The object's own docstring, else its module's (a merge method class documented by its file)."""
+    import sys
+
+    own = obj.__dict__.get("__doc__") if isinstance(obj, type) else getattr(obj, "__doc__", None)
+    return (own or getattr(sys.modules.get(module), "__doc__", None) or "").strip()
 
 
 def _qualname(obj: Any) -> str:

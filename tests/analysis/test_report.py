@@ -109,7 +109,8 @@ def test_report_logged_to_parent_run_and_compare_rebuilds_it(analysed, report, m
     from typer.testing import CliRunner
 
     from m2rl.cli import app
-    from m2rl.evaluate.stage import EvalResult, mlflow_metrics, model_tags
+    from m2rl.evaluate.stage import EvalResult, mlflow_metrics
+    from m2rl.names import model_tags
 
     study, result, analysis = analysed
     _, _, rep, out = report

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from m2rl.evaluate import EvalError, benchmark_names, get_benchmark
+from m2rl.registry import RegistryError
 from m2rl.evaluate.benchmarks.gpqa_diamond import shuffled_options
 from m2rl.evaluate.benchmarks.hle import parse_choices
 from m2rl.evaluate.benchmarks.livecodebench import decode_tests
@@ -48,7 +49,7 @@ def test_every_benchmark_registered_with_paper_defaults():
     assert {get_benchmark(n).domain for n in BUILTIN} == {"math", "code", "science", "if", "agent"}
     k, sampling = get_benchmark("aime24").resolve(BenchmarkSpec(name="aime24", k=2, top_p=0.9))
     assert k == 2 and sampling.top_p == 0.9 and sampling.temperature == 1.0
-    with pytest.raises(EvalError, match="unknown benchmark 'aime23'.*aime24"):
+    with pytest.raises(RegistryError, match="unknown benchmark 'aime23'.*aime24.*did you mean 'aime2[45]'"):
         get_benchmark("aime23")
 
 
@@ -255,7 +256,7 @@ def test_builtin_split_follows_the_data_stage_rule(tmp_path):
     other = load_builtin("builtin_math", options={"count": 60, "eval_fraction": 0.5, "split_seed": 3, "max_eval": 4})
     assert [r["id"] for r in other] == [r["id"] for r in builtin.generate("math", 0, 60)
                                          if is_eval(r["id"], 0.5, seed=3)][:4]
-    with pytest.raises(EvalError, match="unknown option options.colour"):
+    with pytest.raises(RegistryError, match="builtin_math: options.colour: unknown parameter"):
         load_builtin("builtin_math", options={"colour": 1})
     # a variant of the source (its kinds, the last-number fallback) is held out the same way
     opts = {"count": 60, "kinds": ["mental"], "allow_last_number": True}

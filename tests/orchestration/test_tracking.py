@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import mlflow
 import pytest
+from m2rl.orchestration.parent import close_parent, open_parent
 
 from m2rl import tracking
 from m2rl.orchestration import stages
-from m2rl.orchestration.parent import close_parent, open_parent
 from m2rl.spec import StudySpec
 
 

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from m2rl.data.builtin import generate
-from m2rl.verifiers.types.ifeval import loose_variants, verify_ifeval
 from m2rl.verifiers.instructions import REGISTRY, instruction_ids
 from m2rl.verifiers.instructions.text import _detect, count_sentences, word_tokenize
 from m2rl.verifiers.registry import get_verifier
+from m2rl.verifiers.types.ifeval import loose_variants, verify_ifeval
 from tests.verifiers.ifeval_builder import candidates
 from tests.verifiers.ifeval_cases import CASES, FR, LONG_EN
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from m2rl.analysis.inputs import PARADIGM_ORDER, AnalysisError, infer_paradigm
+from m2rl.analysis.inputs import AnalysisError, infer_paradigm
 from m2rl.analysis.summary import layout_from_tags
 from m2rl.analysis.tables import DASH, Table, build_tables, mkey, pct, pts, verdict_lines
+from m2rl.names import PARADIGM_ORDER
 
 PARENT_TAG = "mlflow.parentRunId"
 _HEADLINE_KEYS = {"avg@k", "avg_at_k", "avg_k", "avg"}

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from m2rl import storage
+from m2rl.names import PARADIGM_ORDER, parse_model_name
 
-PARADIGM_ORDER = {"base": 0, "single": 1, "mix": 2, "merge": 3}
 SAMPLE_COLUMNS = ("problem_id", "sample_index", "domain", "prompt", "response", "score")
 # The headline metric of every table (Avg@K); the evaluate stage writes it as "avg_at_k" (MLflow names cannot
 # hold '@'); the other spellings are accepted from hand-written metrics files.
@@ -48,26 +48,23 @@ class ModelEntry:
         paradigm = value.get("paradigm") or infer_paradigm(name)
         if paradigm not in PARADIGM_ORDER:
             raise AnalysisError(f"models.{name}.paradigm: must be base, single, mix or merge, got {paradigm!r}")
+        parsed = parse_model_name(name)
         domain = value.get("domain")
         if paradigm == "single" and not domain:
-            domain = name.split("-", 1)[1] if name.startswith("single-") else None
+            domain = parsed.domain if parsed else None
             if not domain:
                 raise AnalysisError(f"models.{name}.domain: a single-domain expert needs its domain")
         method = value.get("merge_method")
         if paradigm == "merge" and not method:
-            method = name.split("-", 1)[1] if name.startswith("merge-") else name
+            method = (parsed.merge_label if parsed else None) or name
         return cls(name=name, uri=str(value["uri"]), paradigm=paradigm, domain=domain, merge_method=method)
 
 
 def infer_paradigm(name: str) -> str:
     """Paradigm from the artifact naming convention: base, single-<domain>, mix, merge-<label>."""
-    if name == "base":
-        return "base"
-    if name == "mix":
-        return "mix"
-    for prefix, paradigm in (("single-", "single"), ("merge-", "merge")):
-        if name.startswith(prefix):
-            return paradigm
+    parsed = parse_model_name(name)
+    if parsed is not None:
+        return parsed.paradigm
     raise AnalysisError(f"models.{name}: cannot infer its paradigm from the name; set `paradigm`")
 
 

@@ -30,10 +30,11 @@ from m2rl import storage
 from m2rl.analysis.accuracy import accuracy_section, verdict_section
 from m2rl.analysis.inputs import AnalysisError, EvalFolder, ModelEntry, load_train_card, order_models
 from m2rl.analysis.registry import AnalysisContext, get_analysis
+from m2rl.names import BASE, STUDY_PARADIGMS, Layout, merge_name, study_models
 from m2rl.spec.analysis import AnalysisSpec
 
 ANALYSIS_FILE = "analysis.json"
-BASE_NAME = "base"
+BASE_NAME = BASE
 
 
 @dataclass
@@ -188,25 +189,25 @@ def read_analysis(analysis_dir: str) -> dict[str, Any]:
 
 def inputs_from_layout(spec: Any, artifact_root: str | None = None) -> dict[str, Any]:
     """analyze()'s inputs for a study that followed the artifact layout (models/, eval/ under the root)."""
-    root = artifact_root or spec.artifact_root
-    names = [f"single-{d}" for d in spec.domains] + ["mix"] + [f"merge-{m.label}" for m in spec.merge.methods]
+    layout = Layout(artifact_root or spec.artifact_root)
+    methods = {merge_name(m.label): m.method for m in spec.merge.methods}
+    names = study_models(spec.domains, [m.label for m in spec.merge.methods], STUDY_PARADIGMS)
     models, evals, cards = {}, {}, {}
     for name in names:
-        uri = storage.join(root, "models", name)
+        uri = layout.model(name)
         if not storage.exists(uri):
             continue
         entry: dict[str, Any] = {"uri": uri}
-        if name.startswith("merge-"):
-            label = name[len("merge-") :]
-            entry["merge_method"] = next(m.method for m in spec.merge.methods if m.label == label)
+        if name in methods:
+            entry["merge_method"] = methods[name]
         models[name] = entry
         card = storage.join(uri, "train_card.json")
         if storage.exists(card):
             cards[name] = card
     for name in [BASE_NAME, *models]:
-        ev = storage.join(root, "eval", name)
+        ev = layout.eval(name)
         if storage.exists(storage.join(ev, "metrics.json")):
             evals[name] = ev
     if not models and not evals:
-        raise AnalysisError(f"artifact_root: nothing to analyse under {root} (no models/ nor eval/ folders)")
+        raise AnalysisError(f"artifact_root: nothing to analyse under {layout.root} (no models/ nor eval/ folders)")
     return {"models": models, "base": spec.base_model, "evals": evals, "train_cards": cards}

@@ -20,11 +20,10 @@ from typing import Any
 from m2rl import storage
 from m2rl.data.registry import Reject, get_source
 from m2rl.data.split import is_eval, prompt_key
+from m2rl.names import MIX, Layout
 from m2rl.records import RecordError, RecordWriter, iter_records, validate_record
 from m2rl.spec import StudySpec
 from m2rl.spec.data import DataSpec, SourceSpec
-
-MIX = "mix"
 
 
 class DataStageError(RuntimeError):
@@ -199,8 +198,9 @@ def run_data_stage(
         }
         (tmp / "data_card.json").write_text(json.dumps(card, indent=2))
     _log_card(card)
-    train_paths = {d: storage.join(out, "train", f"{d}.parquet") for d in [*dspec.domains, MIX]}
-    eval_paths = {d: storage.join(out, "eval", f"{d}.parquet") for d in dspec.domains if counts[d]["eval"]}
+    layout = Layout(str(out))
+    train_paths = {d: layout.train_split(d, data=str(out)) for d in [*dspec.domains, MIX]}
+    eval_paths = {d: layout.eval_split(d, data=str(out)) for d in dspec.domains if counts[d]["eval"]}
     return DataResult(
         out=str(out), counts={d: dict(counts[d]) for d in dspec.domains} | {MIX: mix_counts},
         train_paths=train_paths, eval_paths=eval_paths, rejects=n_rejects, card=card,

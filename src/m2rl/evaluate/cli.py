@@ -24,15 +24,15 @@ def eval_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from m2rl import storage
+    from m2rl.commands import load_spec_or_exit
     from m2rl.evaluate import EvalError, default_model_name, evaluate
     from m2rl.evaluate.stage import study_benchmarks
-    from m2rl.spec import SpecError, StudySpec, load_spec
+    from m2rl.names import Layout
+    from m2rl.registry import RegistryError
+    from m2rl.spec import StudySpec
+    from m2rl.spec.resolve import name_problems
 
-    try:
-        study = load_spec(spec) if spec is not None else StudySpec()
-    except SpecError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    study = load_spec_or_exit(spec) if spec is not None else StudySpec()
     settings = study.evaluate.model_copy(deep=True)
     if batch_size is not None:
         settings.batch_size = batch_size
@@ -44,8 +44,13 @@ def eval_command(
     settings.benchmarks = study_benchmarks(study, settings.benchmarks)
     overrides = {"k": k, "limit": limit, "max_new_tokens": max_new_tokens}
     benches = [b.model_copy(update={f: v for f, v in overrides.items() if v is not None}) for b in settings.benchmarks]
+    problems = name_problems({"evaluate": {"benchmarks": [b.model_dump(mode="json") for b in benches],
+                                           "backend": backend or settings.backend}})
+    if problems:
+        typer.echo("\n".join(problems), err=True)
+        raise typer.Exit(2)
     model_name = name or default_model_name(model)
-    target = out or storage.join(study.artifact_root, "eval", model_name)
+    target = out or Layout(study.artifact_root).eval(model_name)
 
     track = False
     if spec is not None or _tracking_configured():
@@ -70,7 +75,7 @@ def eval_command(
                 model, benches, target, backend=backend, settings=settings, model_name=model_name, track=track,
                 progress=progress,
             )
-    except (EvalError, storage.StorageError) as exc:
+    except (EvalError, RegistryError, storage.StorageError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     Console().print(results_table(result))

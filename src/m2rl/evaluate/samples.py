@@ -112,7 +112,3 @@ class SampleStore:
         if parent.name == ".partial" and parent.is_dir() and not any(parent.iterdir()):
             parent.rmdir()
 
-
-def read_samples(uri: str) -> pa.Table:
-    """A benchmark's samples table (for analysis and tests)."""
-    return pq.read_table(io.BytesIO(storage.read_bytes(uri)))

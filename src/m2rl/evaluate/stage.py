@@ -24,6 +24,8 @@ from m2rl.evaluate.backends import BackendOptions, Generator, get_backend
 from m2rl.evaluate.metrics import summarize
 from m2rl.evaluate.registry import Benchmark, EvalError, Sampling, get_benchmark
 from m2rl.evaluate.samples import SampleStore, generation_key, model_fingerprint
+from m2rl.names import Layout, model_tags
+from m2rl.registry import EVAL_BACKENDS
 from m2rl.spec.evaluate import BenchmarkSpec, EvaluateSpec
 
 Progress = Callable[[str, int, int], None]  # (benchmark, problems done, problems total)
@@ -65,19 +67,6 @@ def default_model_name(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name) or "model"
 
 
-def model_tags(model_name: str) -> dict[str, str]:
-    """Study tags from an eval folder name: base, single-<domain>, mix, merge-<label>."""
-    if model_name == "base":
-        return {"paradigm": "base"}
-    if model_name == "mix":
-        return {"paradigm": "mix"}
-    if model_name.startswith("single-"):
-        return {"paradigm": "single", "domain": model_name[len("single-") :]}
-    if model_name.startswith("merge-"):
-        return {"paradigm": "merge", "merge_method": model_name[len("merge-") :]}
-    return {}
-
-
 def study_benchmarks(study: Any, benchmarks: Sequence[BenchmarkSpec] | None = None) -> list[BenchmarkSpec]:
     """A study's benchmarks (default its spec's), with each `builtin_<domain>` tied to its own eval split.
 
@@ -91,7 +80,7 @@ def study_benchmarks(study: Any, benchmarks: Sequence[BenchmarkSpec] | None = No
         if domain is None or b.path is not None:
             out.append(b)
             continue
-        split = storage.join(study.artifact_root, "data", "eval", f"{domain}.parquet")
+        split = Layout(study.artifact_root).eval_split(domain)
         if storage.exists(split):
             out.append(b.model_copy(update={"path": split}))
             continue
@@ -206,10 +195,11 @@ def evaluate(
         runs.append(_Run(bench, spec, records, k, sampling))
 
     fingerprint = model_fingerprint(folder)
+    own = settings.backend_options if backend == settings.backend else {}
     options = BackendOptions(
         batch_size=settings.batch_size, tensor_parallel_size=settings.tensor_parallel_size,
         gpu_memory_utilization=settings.gpu_memory_utilization, max_model_len=settings.max_model_len,
-        seed=settings.seed,
+        seed=settings.seed, extra=EVAL_BACKENDS.parse_params(backend, own, "evaluate.backend_options"),
     )
     result = EvalResult(out=out, model=model_name, metrics={}, domains={}, domain_metrics={})
     report: dict[str, dict[str, Any]] = {}
@@ -217,7 +207,8 @@ def evaluate(
     try:
         for run in runs:
             info = {"model": fingerprint, "benchmark": run.bench.name, "k": run.k, "sampling": asdict(run.sampling),
-                    "seed": settings.seed, "backend": backend, "options": run.spec.options}
+                    "seed": settings.seed, "backend": backend, "options": run.spec.options,
+                    **({"backend_options": own} if own else {})}
             store = SampleStore(out, run.bench.name, generation_key(info), info)
             cached = store.cached() if settings.reuse_samples else {}
             todo = [r for r in run.records if any((r["id"], i) not in cached for i in range(run.k))]

@@ -18,15 +18,12 @@ def rayjob(
     timeout: float = typer.Option(None, "--timeout", help="Seconds to wait before deleting the RayJob."),
 ) -> None:
     """Run `m2rl train` for one domain (or the mix) as a KubeRay RayJob; exit with its mapped exit code."""
+    from m2rl.commands import load_spec_or_exit
     from m2rl.k8s import RayJobError, build_rayjob, launch_training, rayjob_name, to_yaml, train_command
-    from m2rl.spec import SpecError, load_spec
+    from m2rl.names import MIX
 
-    try:
-        s = load_spec(spec)
-    except SpecError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-    allowed = [*s.domains, "mix"]
+    s = load_spec_or_exit(spec)
+    allowed = [*s.domains, MIX]
     if domain not in allowed:
         typer.echo(f"--domain: {domain!r} is not one of {', '.join(allowed)}", err=True)
         raise typer.Exit(2)

@@ -74,16 +74,14 @@ def merge_command(
     from rich.table import Table
 
     from m2rl import storage
+    from m2rl.commands import load_spec_or_exit
     from m2rl.merge import MergeError, merge
-    from m2rl.spec import MergeMethodSpec, MergeSpec, SpecError, load_spec
+    from m2rl.names import Layout, merge_name, single_name
+    from m2rl.registry import RegistryError
+    from m2rl.spec import MergeMethodSpec, MergeSpec
+    from m2rl.spec.resolve import name_problems
 
-    study = None
-    if spec is not None:
-        try:
-            study = load_spec(spec)
-        except SpecError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(2) from None
+    study = load_spec_or_exit(spec) if spec is not None else None
     if method is not None and config is not None:
         _fail("give either --method (one merge) or --config (a merge block), not both")
     if method is not None:
@@ -96,10 +94,13 @@ def merge_command(
         _fail("nothing to merge: give --spec, --config or --method")
     if param and method is None:
         _fail("--param goes with --method")
+    problems = name_problems({"merge": block.model_dump(mode="json")})
+    if problems:
+        _fail("\n".join(problems))
     base_ref = base or (study.base_model if study is not None else None)
     experts = list(model or [])
     if not experts and study is not None:
-        experts = [storage.join(study.artifact_root, "models", f"single-{d}") for d in study.domains]
+        experts = [Layout(study.artifact_root).model(single_name(d)) for d in study.domains]
     if base_ref is None or not experts:
         _fail("need a base (--base or --spec) and experts (--model or --spec)")
     entries = [m for m in block.methods if not only or m.label in only]
@@ -110,12 +111,12 @@ def merge_command(
     if method is not None:
         if out is None and study is None:
             _fail("--out is required with --method (the output checkpoint)")
-        targets = [out or storage.join(study.artifact_root, "models", f"merge-{entries[0].label}")]
+        targets = [out or Layout(study.artifact_root).model(merge_name(entries[0].label))]
     else:
-        root = out or (storage.join(study.artifact_root, "models") if study is not None else None)
+        root = out or (Layout(study.artifact_root).models if study is not None else None)
         if root is None:
             _fail("--out is required with --config (the folder receiving merge-<label>)")
-        targets = [storage.join(root, f"merge-{m.label}") for m in entries]
+        targets = [storage.join(root, merge_name(m.label)) for m in entries]
 
     track = None
     if study is not None:
@@ -130,7 +131,7 @@ def merge_command(
         try:
             r = merge(base_ref, experts, entry.method, entry.params, target, dtype=out_dtype,
                       shard_size=shard_bytes, label=entry.label, track=track)
-        except (MergeError, storage.StorageError) as exc:
+        except (MergeError, RegistryError, storage.StorageError) as exc:
             _fail(f"{entry.label}: {exc}")
         table.add_row(r.label, r.method, str(r.tensors), f"{r.bytes / 2**30:.3f}", f"{r.seconds:.1f}", r.out)
     Console().print(table)

@@ -13,10 +13,10 @@ VARIANT_HELP = "Pipeline: study (the spec's paradigms), mix (mix only) or merge 
 
 
 def _variant(variant: str) -> str:
-    import pipelines
+    from m2rl.workflow.plan import VARIANTS
 
-    if variant not in pipelines.VARIANTS:
-        typer.echo(f"error: --variant must be one of {', '.join(pipelines.VARIANTS)}, got {variant!r}", err=True)
+    if variant not in VARIANTS:
+        typer.echo(f"error: --variant must be one of {', '.join(VARIANTS)}, got {variant!r}", err=True)
         raise typer.Exit(2)
     return variant
 

@@ -5,7 +5,7 @@ kfp.local's SubprocessRunner runs each task as a subprocess of the current Pytho
 MLflow SQLite store and the task logs live under the spec's work_dir; artifacts under its artifact_root.
 kfp.local ignores the cluster settings of the tasks (images, resources, kfp-kubernetes config), so the
 same pipeline function runs here and on a cluster. It has its own task cache, keyed by every argument
-(the parent run id included); M2RL's stage records are used instead (see `m2rl.orchestration.stages`):
+(the parent run id included); M2RL's stage records are used instead (see `m2rl.workflow.glue`):
 a rerun skips every stage whose output holds a record of the same inputs, and an interrupted run resumes
 from the last finished stage under the same MLflow parent run.
 """
@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from m2rl import storage, tracking
-from m2rl.orchestration.parent import close_parent, open_parent
-from m2rl.orchestration.stages import EVENTS_ENV, NO_CACHE_ENV, Layout, read_record
+from m2rl.names import Layout
 from m2rl.spec import StudySpec
+from m2rl.workflow import plan
+from m2rl.workflow.glue import EVENTS_ENV, NO_CACHE_ENV, read_record
 
 
 class LocalRunError(RuntimeError):
@@ -127,13 +128,13 @@ def run_local(
     stamp = time.strftime("%Y%m%d-%H%M%S")
     events, log = runs_dir / f"{stamp}-events.jsonl", runs_dir / f"{stamp}.log"
     uri = tracking.tracking_uri(spec)
-    steps = pipelines.steps(spec, variant)
+    steps = plan.steps(spec, variant)
     pipeline = pipelines.build_pipeline(spec, variant)
     t0 = time.monotonic()
-    env = {"MLFLOW_TRACKING_URI": uri, EVENTS_ENV: str(events), NO_CACHE_ENV: None if use_cache else "1",
+    env = {tracking.URI_ENV: uri, EVENTS_ENV: str(events), NO_CACHE_ENV: None if use_cache else "1",
            tracking.PARENT_ENV: None}
     with _env(env):
-        parent, resumed = open_parent(spec, spec_path=spec_path, resume=resume)
+        parent, resumed = tracking.open_parent(spec, spec_path=spec_path, resume=resume)
         console.print(f"study {spec.name!r}: {len(steps)} tasks; MLflow parent run {parent} "
                       f"({'resumed' if resumed else 'new'}); task logs: {log}", highlight=False)
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(work / "kfp"),
@@ -147,10 +148,10 @@ def run_local(
             ):
                 pipeline(spec_json=spec.model_dump_json(), parent_run_id=parent)
         except KeyboardInterrupt:
-            close_parent(parent, "KILLED")
+            tracking.finish_run(parent, "KILLED")
             raise
         except Exception as exc:
-            close_parent(parent, "FAILED")
+            tracking.finish_run(parent, "FAILED")
             failed = [f"{r.stage} {r.item}" for r in view.rows.values() if r.status == "failed"]
             running = [f"{r.stage} {r.item}" for r in view.rows.values() if r.status == "running"]
             where = failed or running or ["(before any stage started)"]
@@ -158,7 +159,7 @@ def run_local(
                 f"step {where[0]} failed: {exc}\n--- last lines of {log} ---\n{_tail(log)}\n--- end ---\n"
                 f"Fix the cause and run again: finished stages are reused."
             ) from exc
-        close_parent(parent, "FINISHED")
+        tracking.finish_run(parent, "FINISHED")
     layout = Layout(spec.artifact_root)
     rec = read_record(layout.report) or {}
     return LocalRunResult(

@@ -9,7 +9,9 @@ from typing import Any
 
 import yaml
 
+from m2rl import tracking
 from m2rl.spec import StudySpec
+from m2rl.workflow.plan import pipeline_name
 
 
 @dataclass
@@ -83,8 +85,6 @@ def submit(
     The parent run is made from this machine with the spec's tracking URI ($MLFLOW_TRACKING_URI overrides,
     e.g. through a port-forward); its id is the `parent_run_id` argument of the KFP run.
     """
-    from pipelines.study import pipeline_name
-
     experiment = experiment or spec.tracking.experiment or spec.name
     run_name = run_name or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     sa = spec.kubernetes.service_account if service_account is None else (service_account or None)
@@ -99,9 +99,7 @@ def submit(
         return result
     import kfp
 
-    from m2rl.orchestration.parent import open_parent
-
-    parent, _ = open_parent(spec, spec_path=spec_path, run_name=run_name, resume=False)
+    parent, _ = tracking.open_parent(spec, spec_path=spec_path, run_name=run_name, resume=False)
     result.parent_run_id = parent
     result.arguments = {"parent_run_id": parent}
     client = kfp.Client(host=host)
@@ -111,7 +109,5 @@ def submit(
     )
     result.run_id = run.run_id
     result.run_url = run_url(host, run.run_id)
-    from mlflow import MlflowClient
-
-    MlflowClient().set_tag(parent, "m2rl.kfp_run_url", result.run_url)
+    tracking.log_batch(tags={"m2rl.kfp_run_url": result.run_url}, run_id=parent)
     return result

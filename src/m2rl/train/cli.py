@@ -26,12 +26,15 @@ def train_command(
     """Train one model with GRPO (TRL on the CPU, OpenRLHF on GPUs) and write a Hugging Face checkpoint."""
     from m2rl import storage, tracking
     from m2rl.commands import load_spec_or_exit
-    from m2rl.train import MIX, TrainError, describe, train
+    from m2rl.names import Layout, run_model
+    from m2rl.registry import RegistryError
+    from m2rl.train import TrainError, describe, train
 
     s = load_spec_or_exit(spec)
+    layout = Layout(s.artifact_root)
     base_ref = base or s.base_model
-    data = data or storage.join(s.artifact_root, "data", "train", f"{run}.parquet")
-    out = out or storage.join(s.artifact_root, "models", run if run == MIX else f"single-{run}")
+    data = data or layout.train_split(run)
+    out = out or layout.model(run_model(run))
     try:
         if dry_run:
             cmd = describe(s, run, data, base_ref, out, checkpoint_dir=checkpoints)
@@ -39,7 +42,7 @@ def train_command(
             return
         tracking.configure(s)
         result = train(s, run, data, base_ref, out, checkpoint_dir=checkpoints)
-    except (TrainError, storage.StorageError) as exc:
+    except (TrainError, RegistryError, storage.StorageError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     first = result.reward_curve[0]["reward"] if result.reward_curve else float("nan")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from m2rl.spec import StudySpec, TrainSpec
 
-MIX = "mix"
+from m2rl.names import MIX, run_model
 
 
 class TrainError(ValueError):
@@ -49,7 +49,7 @@ class TrainJob:
     @property
     def name(self) -> str:
         """`single-<domain>` or `mix`, the checkpoint naming of the artifact layout."""
-        return MIX if self.run == MIX else f"single-{self.run}"
+        return run_model(self.run)
 
 
 @dataclass

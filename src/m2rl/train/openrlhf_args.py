@@ -147,6 +147,6 @@ def openrlhf_args(t: TrainSpec, *, steps: int, paths: OpenRLHFPaths, run_name: s
 
 
 def openrlhf_command(t: TrainSpec, *, steps: int, paths: OpenRLHFPaths, run_name: str,
-                     python: str = "python") -> list[str]:
-    """The whole command line: `python -m openrlhf.cli.train_ppo_ray <args>`."""
-    return [python, "-m", ENTRY_MODULE, *openrlhf_args(t, steps=steps, paths=paths, run_name=run_name)]
+                     python: str = "python", extra_args: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The whole command line: `python -m openrlhf.cli.train_ppo_ray <args> <extra_args>`."""
+    return [python, "-m", ENTRY_MODULE, *openrlhf_args(t, steps=steps, paths=paths, run_name=run_name), *extra_args]

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from m2rl import storage
+from m2rl.names import MIX, Layout
 from m2rl.spec import StudySpec
-from m2rl.train.job import MIX, TrainError, TrainJob
+from m2rl.train.job import TrainError, TrainJob
 from m2rl.train.registry import get_backend
 
 
@@ -66,7 +67,7 @@ def plan(
             raise TrainError(f"{name}: must not be empty")
     steps = (spec.train.mix_steps or spec.train.steps) if run == MIX else spec.train.steps
     name = _basename(out)
-    ckpt = checkpoint_dir or storage.join(spec.artifact_root, "checkpoints", name)
+    ckpt = checkpoint_dir or Layout(spec.artifact_root).checkpoints(name)
     work = Path(scratch) if scratch else Path(spec.work_dir) / "train" / name
     return TrainJob(
         spec=spec, run=run, data=str(data), base=str(base), out=str(out), checkpoint_dir=str(ckpt),

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from m2rl.analysis.inputs import PARADIGM_ORDER
 from m2rl.analysis.registry import AnalysisContext, register
+from m2rl.names import PARADIGM_ORDER
 
 
 def cost_unit(devices: set[str]) -> str:

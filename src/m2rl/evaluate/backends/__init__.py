@@ -25,6 +25,7 @@ class BackendOptions:
     gpu_memory_utilization: float = 0.9
     max_model_len: int | None = None
     seed: int = 0
+    extra: Any = None  # the backend's own Params, validated from `evaluate.backend_options`
 
 
 class Generator(Protocol):

@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from m2rl.evaluate.backends import BackendOptions, load_tokenizer, register_backend, render_prompt
 from m2rl.evaluate.registry import EvalError, Sampling
+from m2rl.registry import StrictModel
 
 
 def import_vllm() -> Any:
@@ -37,18 +40,31 @@ def build_requests(tokenizer: Any, prompts: Sequence[str]) -> list[dict[str, lis
     return [{"prompt_token_ids": list(tokenizer(p, add_special_tokens=False)["input_ids"])} for p in prompts]
 
 
+class VllmOptions(StrictModel):
+    """Engine options of the vllm backend (`evaluate.backend_options`), passed to `vllm.LLM(...)`."""
+
+    dtype: str = Field(default="auto", description="Weights and activations dtype (auto, bfloat16, float16, float32).")
+    enforce_eager: bool = Field(default=False, description="Skip CUDA graph capture (less memory, slower decoding).")
+    max_num_seqs: int | None = Field(default=None, ge=1, description="Sequences per engine step (None: vLLM's).")
+    enable_prefix_caching: bool | None = Field(
+        default=None, description="Reuse the KV cache of shared prompt prefixes (None: vLLM's default)."
+    )
+
+
 def engine_kwargs(folder: str, options: BackendOptions) -> dict[str, Any]:
     """Arguments of `vllm.LLM(...)`."""
+    extra = options.extra if isinstance(options.extra, VllmOptions) else VllmOptions()
     kwargs: dict[str, Any] = dict(
         model=folder, tokenizer=folder, tensor_parallel_size=options.tensor_parallel_size,
         gpu_memory_utilization=options.gpu_memory_utilization, seed=options.seed, trust_remote_code=False,
+        **extra.model_dump(exclude_defaults=True),  # only what the spec sets; vLLM keeps its own defaults
     )
     if options.max_model_len is not None:
         kwargs["max_model_len"] = options.max_model_len
     return kwargs
 
 
-@register_backend("vllm")
+@register_backend("vllm", params=VllmOptions)
 class VLLMGenerator:
     """vllm.LLM over a local checkpoint folder."""
 

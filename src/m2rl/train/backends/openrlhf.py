@@ -30,11 +30,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from m2rl import storage
+from m2rl.registry import TRAIN_BACKENDS, StrictModel
 from m2rl.train import checkpoints
 from m2rl.train.job import BackendRun, TrainError, TrainJob
 from m2rl.train.metrics import MetricSink, map_openrlhf_scalars
-from m2rl.train.openrlhf_args import ENTRY_MODULE, OpenRLHFPaths, check_openrlhf, openrlhf_args, world_size
+from m2rl.train.openrlhf_args import OpenRLHFPaths, check_openrlhf, openrlhf_command, world_size
 from m2rl.train.registry import register_backend
 from m2rl.train.tb_bridge import TensorBoardBridge
 
@@ -125,12 +128,28 @@ def rayjob_entrypoint(spec_uri: str, run: str, data: str, base: str, out: str) -
     return shlex.join(["m2rl", "train", spec_uri, "--run", run, "--data", data, "--base", base, "--out", out])
 
 
-@register_backend("openrlhf")
+class OpenRLHFOptions(StrictModel):
+    """Options of the openrlhf backend (`train.backend_options`)."""
+
+    extra_args: list[str] = Field(
+        default_factory=list,
+        description="Arguments appended verbatim to the train_ppo_ray command (OpenRLHF 0.11.2 flag names).",
+    )
+
+
+@register_backend("openrlhf", params=OpenRLHFOptions)
 class OpenRLHFBackend:
     """GRPO with OpenRLHF on GPUs (see the module doc)."""
 
     name = "openrlhf"
     device = "gpu"
+
+    @staticmethod
+    def command(job: TrainJob, python: str) -> list[str]:
+        """The train_ppo_ray command of the job, backend options included."""
+        opts = TRAIN_BACKENDS.parse_params("openrlhf", job.train.backend_options, "train.backend_options")
+        return openrlhf_command(job.train, steps=job.steps, paths=job_paths(job), run_name=job.name,
+                                python=python, extra_args=opts.extra_args)
 
     def num_devices(self, job: TrainJob) -> int:
         return world_size(job.train)
@@ -139,8 +158,7 @@ class OpenRLHFBackend:
         check_openrlhf(job.train)
 
     def describe(self, job: TrainJob) -> list[str]:
-        return ["python", "-m", ENTRY_MODULE, *openrlhf_args(
-            job.train, steps=job.steps, paths=job_paths(job), run_name=job.name)]
+        return self.command(job, "python")
 
     def run(self, job: TrainJob, out_dir: Path, sink: MetricSink) -> BackendRun:
         import importlib.util
@@ -160,8 +178,7 @@ class OpenRLHFBackend:
         prior_wall = float(progress.get("wall_seconds", 0.0)) if resumed_from else 0.0
         write_prompts(job, paths.prompt_data)
         shutil.rmtree(paths.output_dir, ignore_errors=True)
-        argv = [sys.executable, "-m", ENTRY_MODULE,
-                *openrlhf_args(job.train, steps=job.steps, paths=paths, run_name=job.name)]
+        argv = self.command(job, sys.executable)
 
         stop = threading.Event()
         bridge = TensorBoardBridge(

@@ -18,7 +18,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from m2rl import storage
@@ -26,6 +25,7 @@ from m2rl.train import checkpoints
 from m2rl.train.job import BackendRun, TrainError, TrainJob
 from m2rl.train.metrics import TRL_DOMAIN_PREFIX, MetricSink, map_trl_logs
 from m2rl.train.registry import register_backend
+from m2rl.verifiers import trl_reward
 
 # HF scheduler names (transformers.SchedulerType) the trl backend accepts for `train.lr_scheduler`.
 HF_SCHEDULERS = (
@@ -100,21 +100,6 @@ def make_grpo_config(job: TrainJob, output_dir: str | Path) -> Any:
     if "activation_checkpointing" in {f.name for f in dataclasses.fields(GRPOConfig)}:
         kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
     return GRPOConfig(**kwargs)
-
-
-def verifier_reward_adapter() -> Callable[..., list[float | None]]:
-    """The verifiers' TRL reward function (`m2rl.verifiers.trl_reward`)."""
-    try:
-        from m2rl.verifiers import trl_reward
-    except ImportError as exc:
-        raise TrainError(f"rewards: the verifiers' TRL adapter m2rl.verifiers.trl_reward is unavailable ({exc})") from None
-    if isinstance(trl_reward, ModuleType):
-        for attr in ("reward_func", "trl_reward", "reward"):
-            fn = getattr(trl_reward, attr, None)
-            if callable(fn):
-                return fn
-        raise TrainError("rewards: m2rl.verifiers.trl_reward defines no reward function")
-    return trl_reward
 
 
 class DomainReward:
@@ -228,7 +213,7 @@ class TrlBackend:
         resumed_from = int(progress["step"]) if progress else 0
         prior_wall = float(progress["wall_seconds"]) if progress else 0.0
 
-        adapter = verifier_reward_adapter()
+        adapter = trl_reward.reward_func
         tokenizer = AutoTokenizer.from_pretrained(str(job.base_local), padding_side="left", truncation_side="left")
         rows, too_long = _dataset_rows(job, tokenizer)
         if too_long:

@@ -17,10 +17,10 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from m2rl.verifiers.instructions import REGISTRY, InstructionError, parse_kwargs
 from pydantic import Field
 
 from m2rl.registry import StrictModel
+from m2rl.verifiers.instructions import REGISTRY, InstructionError, parse_kwargs
 from m2rl.verifiers.registry import Score, register_verifier
 
 MODES = ("strict", "loose")

@@ -27,10 +27,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from m2rl.verifiers import sandbox
 from pydantic import Field
 
 from m2rl.registry import StrictModel
+from m2rl.verifiers import sandbox
 from m2rl.verifiers.registry import Score, register_verifier
 
 DEFAULT_TIMEOUT = 5.0

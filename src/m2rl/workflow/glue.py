@@ -1,7 +1,10 @@
 """What every KFP component does around its stage function: the glue kept out of the components.
 
 - the spec arrives as JSON text (a pipeline parameter) and the study's MLflow parent run id with it;
-- the artifact layout (`Layout`) names where each stage writes under the artifact root;
+- the artifact layout (`m2rl.names.Layout`) names where each stage writes under the artifact root;
+- the run policy: `StageContext.run` opens the stage's MLflow child run under the parent (tagged with the
+  model's paradigm, domain and merge method for train, merge and evaluate); the stage function only logs
+  into it;
 - stage records: a finished stage leaves `_m2rl_stage.json` in its output folder with a fingerprint of
   its inputs (the spec sections it reads and its inputs' own fingerprints). A stage whose record matches
   is skipped (local caching, and resuming an interrupted run from the last finished stage); its MLflow
@@ -9,8 +12,9 @@
 - progress events: one JSON line per start / finish / skip, appended to `$M2RL_EVENTS` when set
   (`m2rl run` shows them as its progress view).
 
-Nothing here imports kfp: a component hands in its output artifacts and `publish` fills their files and
-metadata (`uri` of the large output at the artifact root, `fingerprint`, `cached`, `mlflow_run_id`).
+Nothing here imports kfp: a component hands in its artifacts; `publish` fills an output's file and
+metadata (`uri` of the large output at the artifact root, `fingerprint`, `cached`, `mlflow_run_id`) and
+`artifact_uri` reads an input's.
 """
 
 from __future__ import annotations
@@ -24,50 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from m2rl import storage
+from m2rl import storage, tracking
+from m2rl.names import Layout
 from m2rl.spec import StudySpec, spec_from_dict
+from m2rl.workflow.plan import MODEL_STAGES
 
 RECORD_FILE = "_m2rl_stage.json"
 EVENTS_ENV = "M2RL_EVENTS"
 NO_CACHE_ENV = "M2RL_NO_CACHE"
-BASE, MIX = "base", "mix"
 
 
 class StageError(RuntimeError):
     """A component could not run its stage (bad parameter, missing input); the message names it."""
-
-
-def single_name(domain: str) -> str:
-    return f"single-{domain}"
-
-
-def merge_name(label: str) -> str:
-    return f"merge-{label}"
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where each stage writes under the artifact root (see the brief's artifact layout)."""
-
-    root: str
-
-    @property
-    def data(self) -> str:
-        return storage.join(self.root, "data")
-
-    def model(self, name: str) -> str:
-        return storage.join(self.root, "models", name)
-
-    def eval(self, name: str) -> str:
-        return storage.join(self.root, "eval", name)
-
-    @property
-    def analysis(self) -> str:
-        return storage.join(self.root, "analysis")
-
-    @property
-    def report(self) -> str:
-        return storage.join(self.root, "report")
 
 
 def spec_from_json(text: str) -> StudySpec:
@@ -136,20 +108,16 @@ class StageContext:
     """One component's view of the study: spec, layout, tracking under the parent run, and `run`."""
 
     def __init__(self, spec_json: str, parent_run_id: str = "") -> None:
-        from m2rl import tracking
-
         self.spec = spec_from_json(spec_json)
         self.layout = Layout(self.spec.artifact_root)
-        self.parent_run_id = parent_run_id or os.environ.get(tracking.PARENT_ENV) or None
-        if self.parent_run_id:
+        self.parent_run_id = parent_run_id or tracking.env_parent()
+        if self.parent_run_id:  # handed down to the processes a stage starts (Ray jobs, OpenRLHF)
             os.environ[tracking.PARENT_ENV] = self.parent_run_id
         self._tracking = False
 
-    def tracking(self) -> None:
+    def _configure_tracking(self) -> None:
         """Point MLflow at the study's store (lazily: a stage skipped under the same parent never imports it)."""
         if not self._tracking:
-            from m2rl import tracking
-
             tracking.configure(self.spec)
             self._tracking = True
 
@@ -169,13 +137,10 @@ class StageContext:
         inputs: list[str],
         work: Callable[[], dict[str, Any]],
         done: list[str],
-        child: dict[str, Any] | None = None,
     ) -> StageOutcome:
-        """Run `work` unless `out` holds a record with the same fingerprint and every file of `done`.
-
-        `child`: stage_run arguments of the MLflow child run to open around `work` (None when the stage
-        function opens its own run and reports its id as `mlflow_run_id` in the summary it returns).
-        """
+        """Run `work` in the stage's MLflow child run unless `out` holds a record with the same fingerprint and
+        every file of `done`. For train, merge and evaluate `item` is the model (`m2rl.names`), whose tags the
+        child run carries."""
         fp = fingerprint(stage, item, key, inputs)
         rec = read_record(out)
         if (rec and rec["fingerprint"] == fp and not os.environ.get(NO_CACHE_ENV)
@@ -187,17 +152,13 @@ class StageContext:
         emit("start", stage, item, uri=out)
         t0 = time.monotonic()
         try:
-            self.tracking()
-            self._supersede(stage, item)
-            if child is not None:
-                from m2rl import tracking
-
-                with tracking.stage_run(stage, tags={"m2rl.task": f"{stage}/{item}"}, **child) as active:
-                    summary = work()
-                    run_id = active.info.run_id
-            else:
+            self._configure_tracking()
+            tracking.supersede_children(self.parent_run_id, stage, item)
+            model = item if stage in MODEL_STAGES else None
+            with tracking.stage_run(stage, model=model, parent_run_id=self.parent_run_id,
+                                    tags={tracking.TAG_TASK: f"{stage}/{item}"}) as active:
                 summary = work()
-                run_id = summary.get("mlflow_run_id")
+            run_id = active.info.run_id
         except BaseException as exc:
             emit("failed", stage, item, error=f"{type(exc).__name__}: {exc}")
             raise
@@ -209,74 +170,17 @@ class StageContext:
         emit("done", stage, item, uri=out, seconds=round(seconds, 3))
         return StageOutcome(stage, item, out, fp, False, summary, run_id, seconds)
 
-    def _supersede(self, stage: str, item: str) -> None:
-        """Earlier child runs of this stage and item under the parent are replaced by the one about to start:
-        one left RUNNING by an interrupted attempt is marked KILLED; each is tagged and soft-deleted
-        (restorable in MLflow), so the parent keeps one child run per stage and model."""
-        if not self.parent_run_id:
-            return
-        from mlflow import MlflowClient
-
-        from m2rl import tracking
-
-        client = MlflowClient()
-        for run in tracking.child_runs(self.parent_run_id):
-            tags = run.data.tags
-            if tags.get(tracking.TAG_STAGE) != stage or tags.get(tracking.TAG_MODEL, item) != item:
-                continue
-            client.set_tag(run.info.run_id, "m2rl.superseded", "true")
-            if run.info.status == "RUNNING":
-                client.set_terminated(run.info.run_id, status="KILLED")
-            client.delete_run(run.info.run_id)
-
     def _adopt(self, rec: dict[str, Any], out: str) -> str | None:
         """A cached stage's child run under the current parent: the recorded one, or a copy of it (the
         record then points at the copy, so the next run under this parent reuses it)."""
         old = rec.get("mlflow_run_id")
         if not self.parent_run_id or rec.get("parent_run_id") == self.parent_run_id:
             return old
-        self.tracking()
-        new = copy_child_run(old, self.parent_run_id, rec)
+        self._configure_tracking()
+        new = tracking.copy_child_run(old, self.parent_run_id, rec.get("stage", ""), rec.get("item", ""))
         updated = {**rec, "mlflow_run_id": new, "parent_run_id": self.parent_run_id}
         storage.write_text(storage.join(out, RECORD_FILE), json.dumps(updated, indent=1, default=str))
         return new
-
-
-def copy_child_run(old_run_id: str | None, parent_run_id: str, rec: dict[str, Any]) -> str:
-    """Copy a finished child run (tags, params, metric histories) under another parent run."""
-    from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param
-    from mlflow.exceptions import MlflowException
-
-    from m2rl import tracking
-
-    client = MlflowClient()
-    parent = client.get_run(parent_run_id)
-    tags = {tracking.TAG_STAGE: rec.get("stage", ""), "m2rl.task": f"{rec.get('stage')}/{rec.get('item')}"}
-    params: dict[str, str] = {}
-    metrics: list[Metric] = []
-    name = f"{rec.get('stage')}/{rec.get('item')}"
-    try:
-        old = client.get_run(old_run_id) if old_run_id else None
-    except MlflowException:
-        old = None
-    if old is not None:
-        tags.update({k: v for k, v in old.data.tags.items() if not k.startswith("mlflow.")})
-        params = dict(old.data.params)
-        name = old.data.tags.get("mlflow.runName", name)
-        for k in old.data.metrics:
-            metrics.extend(client.get_metric_history(old_run_id, k))
-    tags.update({"mlflow.parentRunId": parent_run_id, "m2rl.cached_from": old_run_id or "",
-                 tracking.TAG_STUDY: parent.data.tags.get(tracking.TAG_STUDY, "")})
-    run = client.create_run(parent.info.experiment_id, run_name=name, tags=tags)
-    rid = run.info.run_id
-    items = [Param(k, v) for k, v in params.items()]
-    for i in range(0, len(items), 100):
-        client.log_batch(rid, params=items[i : i + 100])
-    for i in range(0, len(metrics), 1000):
-        client.log_batch(rid, metrics=metrics[i : i + 1000])
-    client.set_terminated(rid, status="FINISHED")
-    return rid
 
 
 def publish(outcome: StageOutcome, artifact: Any, text: str | None = None) -> None:
@@ -286,15 +190,6 @@ def publish(outcome: StageOutcome, artifact: Any, text: str | None = None) -> No
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text if text is not None else json.dumps(outcome.summary, indent=1, default=str), encoding="utf-8")
     artifact.metadata.update(outcome.metadata)
-
-
-def finish_parent(parent_run_id: str | None, status: str = "FINISHED") -> None:
-    """Mark the study's parent run finished (the last stage does it; on a cluster nobody else would)."""
-    if not parent_run_id:
-        return
-    from mlflow import MlflowClient
-
-    MlflowClient().set_terminated(parent_run_id, status=status)
 
 
 def artifact_uri(artifact: Any, what: str) -> str:
