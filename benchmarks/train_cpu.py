@@ -51,13 +51,14 @@ def _m2rl(root: Path, model: str, steps: int, threads: int | None) -> dict:
     import mlflow
 
     from m2rl import tracking
+    from m2rl.names import run_model
     from m2rl.train import train
 
     spec = _spec(root, model, steps, threads)
-    tracking.configure(spec)
     data = _data(root)
-    t = time.perf_counter()
-    res = train(spec, "math", str(data), model, str(root / "out"))
+    with tracking.command_run("train", spec, model=run_model("math")):
+        t = time.perf_counter()
+        res = train(spec, "math", str(data), model, str(root / "out"))
     wall = time.perf_counter() - t
     client = mlflow.MlflowClient()
     step_s = [m.value for m in sorted(client.get_metric_history(res.mlflow_run_id, "train/step_seconds"),

@@ -9,13 +9,13 @@ from components.images import CPU_IMAGE
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def analyze(spec_json: str, parent_run_id: str, models: list, analysis: Output[Artifact]):
     """Analyse the study's `models` (names under <artifact_root>/models) and the base into <artifact_root>/analysis."""
-    from m2rl.orchestration.stages import BASE, StageContext, publish
-
     from m2rl import storage
+    from m2rl.names import BASE, merge_name
+    from m2rl.workflow.glue import StageContext, publish
 
     ctx = StageContext(spec_json, parent_run_id)
     out = ctx.layout.analysis
-    labels = {f"merge-{m.label}": m.method for m in ctx.spec.merge.methods}
+    labels = {merge_name(m.label): m.method for m in ctx.spec.merge.methods}
     entries = {n: {"uri": ctx.layout.model(n), **({"merge_method": labels[n]} if n in labels else {})} for n in models}
     evals = {n: ctx.layout.eval(n) for n in [BASE, *models]}
     cards = {n: storage.join(e["uri"], "train_card.json") for n, e in entries.items() if n not in labels}
@@ -30,5 +30,5 @@ def analyze(spec_json: str, parent_run_id: str, models: list, analysis: Output[A
     key = {"analysis": ctx.spec.analysis.model_dump(mode="json"), "domains": ctx.spec.domains,
            "bootstrap": ctx.spec.evaluate.bootstrap, "base": ctx.spec.base_model}
     inputs = [e["uri"] for e in entries.values()] + list(evals.values())
-    outcome = ctx.run("analyze", "analyze", out, key=key, inputs=inputs, work=work, done=["analysis.json"], child={})
+    outcome = ctx.run("analyze", "analyze", out, key=key, inputs=inputs, work=work, done=["analysis.json"])
     publish(outcome, analysis)

@@ -12,12 +12,10 @@ def evaluate(spec_json: str, parent_run_id: str, model_name: str, model_ref: str
     """Evaluate `model` (else `model_ref`, the base) into <artifact_root>/eval/<model_name>."""
     import json
 
-    from m2rl.orchestration.stages import StageContext, artifact_uri, publish
-
     from m2rl import storage
     from m2rl.evaluate.stage import evaluate as evaluate_stage
     from m2rl.evaluate.stage import study_benchmarks
-    from m2rl.names import model_tags
+    from m2rl.workflow.glue import StageContext, artifact_uri, publish
 
     ctx = StageContext(spec_json, parent_run_id)
     ref = artifact_uri(model, "model") if model is not None else model_ref
@@ -29,7 +27,7 @@ def evaluate(spec_json: str, parent_run_id: str, model_name: str, model_ref: str
 
     key = {"evaluate": ctx.spec.evaluate.model_dump(mode="json"), "model": model_name}
     outcome = ctx.run("evaluate", model_name, out, key=key, inputs=[ref, ctx.layout.data], work=work,
-                      done=["metrics.json"], child={"model": model_name, **model_tags(model_name)})
+                      done=["metrics.json"])
     publish(outcome, scores)
     for bench, values in outcome.summary.get("benchmarks", {}).items():
         for k, v in values.items():

@@ -10,13 +10,16 @@ from components.images import CPU_IMAGE
 def merge(spec_json: str, parent_run_id: str, label: str, model: Output[Model], expert_math: Input[Model] = None,
           expert_code: Input[Model] = None, expert_science: Input[Model] = None, expert_if: Input[Model] = None,
           expert_agent: Input[Model] = None):
-    """Merge the experts of the spec's domains (`expert_<domain>`) by the spec's merge `label` into models/merge-<label>."""
+    """Merge the experts of the spec's domains (`expert_<domain>`) by the spec's merge `label`, into
+    <artifact_root>/models/merge-<label>."""
     from m2rl.names import merge_name
     from m2rl.workflow.glue import StageContext, artifact_uri, publish
+    from m2rl.workflow.plan import expert_input
 
     ctx = StageContext(spec_json, parent_run_id)
-    given = {"math": expert_math, "code": expert_code, "science": expert_science, "if": expert_if, "agent": expert_agent}
-    experts = [artifact_uri(given.get(d), f"expert_{d}") for d in ctx.spec.domains]
+    given = {"math": expert_math, "code": expert_code, "science": expert_science, "if": expert_if,
+             "agent": expert_agent}
+    experts = [artifact_uri(given.get(d), expert_input(d)) for d in ctx.spec.domains]
     method, settings, name = ctx.merge_method(label), ctx.spec.merge, merge_name(label)
     out = ctx.layout.model(name)
 

@@ -10,9 +10,8 @@ from components.images import CPU_IMAGE
 def report(spec_json: str, parent_run_id: str, analysis: Input[Artifact], html: Output[HTML],
            markdown: Output[Markdown]):
     """Build the report into <artifact_root>/report; `html` and `markdown` are copies of it for the KFP UI."""
-    from m2rl.orchestration.stages import StageContext, artifact_uri, finish_parent, publish
-
-    from m2rl import storage
+    from m2rl import storage, tracking
+    from m2rl.workflow.glue import StageContext, artifact_uri, publish
 
     ctx = StageContext(spec_json, parent_run_id)
     analysis_dir = artifact_uri(analysis, "analysis")
@@ -26,7 +25,7 @@ def report(spec_json: str, parent_run_id: str, analysis: Input[Artifact], html: 
 
     key = {"parent_run_id": ctx.parent_run_id}
     outcome = ctx.run("report", "report", out, key=key, inputs=[analysis_dir], work=work,
-                      done=["report.html", "report.md"], child={})
+                      done=["report.html", "report.md"])
     publish(outcome, html, text=storage.read_text(storage.join(out, "report.html")))
     publish(outcome, markdown, text=storage.read_text(storage.join(out, "report.md")))
-    finish_parent(ctx.parent_run_id)
+    tracking.finish_run(ctx.parent_run_id)

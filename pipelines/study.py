@@ -27,7 +27,8 @@ def build(spec: StudySpec, variant: str = "study") -> Callable:
     p = plan(spec, variant)
     k8s = spec.kubernetes
 
-    @dsl.pipeline(name=pipeline_name(spec, variant), description=f"M2RL {variant}: {spec.name} ({', '.join(p.paradigms)})")
+    @dsl.pipeline(name=pipeline_name(spec, variant),
+                  description=f"M2RL {variant}: {spec.name} ({', '.join(p.paradigms)})")
     def pipeline(spec_json: str = spec.model_dump_json(), parent_run_id: str = ""):
         common = {"spec_json": spec_json, "parent_run_id": parent_run_id}
 

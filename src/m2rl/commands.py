@@ -38,13 +38,13 @@ def data(
 
     from m2rl import storage, tracking
     from m2rl.data import DataStageError, run_data_stage
+    from m2rl.names import Layout
 
     s = load_spec_or_exit(spec)
-    target = out or storage.join(s.artifact_root, "data")
+    target = out or Layout(s.artifact_root).data
     console = Console(stderr=True)
-    tracking.configure(s)
     try:
-        with tracking.stage_run("data"), Progress(
+        with tracking.command_run("data", s), Progress(
             SpinnerColumn(), TextColumn("[bold]data[/] {task.description}"), console=console, transient=True
         ) as bar:
             task = bar.add_task("reading sources", total=None)

@@ -279,9 +279,11 @@ BENCHMARKS: Registry[Any] = Registry("benchmark", "benchmark", "m2rl.evaluate.be
 ANALYSES: Registry[Any] = Registry("analysis", "analysis", "m2rl.analysis.analyses")
 TRAIN_BACKENDS: Registry[Any] = Registry("train_backend", "training backend", "m2rl.train.backends")
 EVAL_BACKENDS: Registry[Any] = Registry("eval_backend", "evaluation backend", "m2rl.evaluate.backends")
+INSTRUCTIONS: Registry[Any] = Registry("instruction", "instruction id", "m2rl.verifiers.instructions")
 
 REGISTRIES: dict[str, Registry[Any]] = {
-    r.kind: r for r in (MERGE_METHODS, VERIFIERS, SOURCES, BENCHMARKS, ANALYSES, TRAIN_BACKENDS, EVAL_BACKENDS)
+    r.kind: r for r in (MERGE_METHODS, VERIFIERS, SOURCES, BENCHMARKS, ANALYSES, TRAIN_BACKENDS, EVAL_BACKENDS,
+                        INSTRUCTIONS)
 }
 
 

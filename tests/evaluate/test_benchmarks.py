@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from m2rl.evaluate import EvalError, benchmark_names, get_benchmark
-from m2rl.registry import RegistryError
 from m2rl.evaluate.benchmarks.gpqa_diamond import shuffled_options
 from m2rl.evaluate.benchmarks.hle import parse_choices
 from m2rl.evaluate.benchmarks.livecodebench import decode_tests
+from m2rl.registry import RegistryError
 from m2rl.spec.evaluate import BenchmarkSpec
 
 PAPER = {"aime24": 16, "aime25": 16, "math500": 4, "gpqa_diamond": 4, "livecodebench_v5": 4, "livecodebench_v6": 4,

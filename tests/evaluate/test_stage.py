@@ -247,7 +247,8 @@ def test_logs_eval_metrics_to_mlflow(planted, tiny_model, tmp_path, mlflow_serve
     parent = tracking.start_study(study)
     monkeypatch.setenv(tracking.PARENT_ENV, parent)
     specs = [BenchmarkSpec(name="builtin_math", k=2, limit=4), BenchmarkSpec(name="builtin_science", k=1, limit=4)]
-    res = evaluate(tiny_model, specs, str(tmp_path / "e"), settings=SETTINGS, model_name="single-math")
+    with tracking.stage_run("evaluate", model="single-math"):  # the caller opens the run (the stage glue, the CLI)
+        res = evaluate(tiny_model, specs, str(tmp_path / "e"), settings=SETTINGS, model_name="single-math")
     runs = tracking.child_runs(parent)
     assert len(runs) == 1
     run = runs[0]
@@ -259,7 +260,7 @@ def test_logs_eval_metrics_to_mlflow(planted, tiny_model, tmp_path, mlflow_serve
             assert metrics[f"eval/{bench}/{name}"] == pytest.approx(value)
     assert metrics["eval/domain_math/avg_at_k"] == pytest.approx(res.metrics["builtin_math"]["avg_at_k"])
     assert {"eval/builtin_math/pass_at_2", "eval/builtin_math/maj_at_k", "eval/builtin_math/ci_low"} <= set(metrics)
-    # inside an active run (a KFP component opening its own): logged there, no extra child
+    # inside any active run: logged there, no run of its own
     with mlflow.start_run(run_name="outer") as outer:
         evaluate(tiny_model, specs, str(tmp_path / "e"), settings=SETTINGS, model_name="mix")
     assert "eval/builtin_science/avg_at_k" in mlflow.get_run(outer.info.run_id).data.metrics

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from m2rl.names import DOMAINS
 from m2rl.orchestration.package import compile_package, read_package
 from m2rl.spec import load_spec
+from m2rl.workflow.plan import expert_input
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = ["smoke", "demo", "qwen3-4b-paper"]
@@ -101,11 +103,30 @@ def test_dag_edges(tmp_path):
     assert deps["report"] == {"analyze"}
     art = by_key[next(k for k, n in name.items() if n == "evaluate mix")]["inputs"]["artifacts"]["model"]
     assert art["taskOutputArtifact"]["outputArtifactKey"] == "model"
+    # each expert reaches the merges as a KFP artifact (lineage in the KFP UI), one input per domain
+    key = {n: k for k, n in name.items()}
+    experts = by_key[key["merge ties"]]["inputs"]["artifacts"]
+    assert {a: e["taskOutputArtifact"]["producerTask"] for a, e in experts.items()} == {
+        expert_input(d): key[f"train {d}"] for d in spec.domains}
     params = ps["root"]["inputDefinitions"]["parameters"]
     assert set(params) == {"spec_json", "parent_run_id"}
-    from m2rl.orchestration.stages import spec_from_json
+    from m2rl.workflow.glue import spec_from_json
 
     assert spec_from_json(params["spec_json"]["defaultValue"]) == spec
+
+
+def test_merge_takes_an_optional_expert_per_domain(tmp_path):
+    """The merge component has one optional expert input per domain; a two-domain study fills two."""
+    import components
+
+    inputs = components.merge.component_spec.inputs
+    assert all(inputs[expert_input(d)].optional for d in DOMAINS)
+    spec = load_spec(REPO / "examples" / "smoke.yaml")
+    spec = spec.model_copy(update={"data": spec.data.model_copy(
+        update={"domains": {d: spec.data.domains[d] for d in ("math", "code")}})})
+    ps, _ = read_package(compile_package(spec, tmp_path / "p.yaml", "merge"))
+    merges = [t for t in ps["root"]["dag"]["tasks"].values() if t["taskInfo"]["name"].startswith("merge ")]
+    assert merges and all(set(t["inputs"]["artifacts"]) == {"expert_math", "expert_code"} for t in merges)
 
 
 def test_compile_rejects_non_yaml(tmp_path):

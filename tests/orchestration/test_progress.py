@@ -9,7 +9,7 @@ from rich.console import Console
 
 from m2rl.orchestration.progress import ProgressView
 from m2rl.spec import StudySpec
-from pipelines import steps
+from m2rl.workflow.plan import steps
 
 
 def test_progress_view_lines_and_table(tmp_path):

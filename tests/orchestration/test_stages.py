@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from m2rl import storage
-from m2rl.orchestration import stages
 from m2rl.spec import StudySpec
+from m2rl.workflow import glue
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +22,11 @@ def store(tmp_path_factory):
 @pytest.fixture
 def ctx(tmp_path, monkeypatch, store):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    monkeypatch.delenv(stages.NO_CACHE_ENV, raising=False)
+    monkeypatch.delenv(glue.NO_CACHE_ENV, raising=False)
     monkeypatch.delenv("M2RL_PARENT_RUN_ID", raising=False)
-    monkeypatch.setenv(stages.EVENTS_ENV, str(tmp_path / "events.jsonl"))
+    monkeypatch.setenv(glue.EVENTS_ENV, str(tmp_path / "events.jsonl"))
     spec = StudySpec(name="t", artifact_root=str(tmp_path / "art"), work_dir=str(tmp_path / "work"))
-    return stages.StageContext(spec.model_dump_json(), "")
+    return glue.StageContext(spec.model_dump_json(), "")
 
 
 def _writer(out: str, calls: list[int], text: str = "x"):
@@ -50,7 +50,7 @@ def test_second_run_is_cached(ctx, tmp_path):
     second = ctx.run("train", "single-math", out, key={"lr": 1}, inputs=[], work=_writer(out, calls), done=["result.txt"])
     assert calls == [1] and not first.cached and second.cached
     assert second.fingerprint == first.fingerprint and second.summary == {"n": 1}
-    assert stages.read_record(out)["summary"] == {"n": 1}
+    assert glue.read_record(out)["summary"] == {"n": 1}
     assert _events(tmp_path) == [("start", "single-math"), ("done", "single-math"), ("cached", "single-math")]
 
 
@@ -61,7 +61,7 @@ def test_changed_key_missing_output_or_no_cache_reruns(ctx, monkeypatch):
     assert run({"lr": 2}).cached is False and len(calls) == 2
     Path(out, "result.txt").unlink()
     assert run({"lr": 2}).cached is False and len(calls) == 3
-    monkeypatch.setenv(stages.NO_CACHE_ENV, "1")
+    monkeypatch.setenv(glue.NO_CACHE_ENV, "1")
     assert run({"lr": 2}).cached is False and len(calls) == 4
 
 
@@ -78,7 +78,7 @@ def test_fingerprint_follows_inputs(ctx):
     assert consume().cached and calls == [1]
     produce(1)
     assert not consume().cached and len(calls) == 2
-    assert stages.input_fingerprint("random:tiny") == "ref:random:tiny"
+    assert glue.input_fingerprint("random:tiny") == "ref:random:tiny"
 
 
 def test_failure_leaves_no_record(ctx, tmp_path):
@@ -89,25 +89,25 @@ def test_failure_leaves_no_record(ctx, tmp_path):
 
     with pytest.raises(ValueError, match="bad input"):
         ctx.run("analyze", "analyze", out, key={}, inputs=[], work=boom, done=[])
-    assert stages.read_record(out) is None
+    assert glue.read_record(out) is None
     assert _events(tmp_path) == [("start", "analyze"), ("failed", "analyze")]
 
 
 def test_publish_and_artifact_uri(tmp_path):
     art = SimpleNamespace(path=str(tmp_path / "kfp" / "model"), metadata={})
-    outcome = stages.StageOutcome("train", "mix", "s3://b/models/mix", "f" * 64, False, {"steps": 2}, "run1")
-    stages.publish(outcome, art)
+    outcome = glue.StageOutcome("train", "mix", "s3://b/models/mix", "f" * 64, False, {"steps": 2}, "run1")
+    glue.publish(outcome, art)
     assert json.loads(Path(art.path).read_text()) == {"steps": 2}
     assert art.metadata["uri"] == "s3://b/models/mix" and art.metadata["mlflow_run_id"] == "run1"
-    assert stages.artifact_uri(art, "model") == "s3://b/models/mix"
-    with pytest.raises(stages.StageError, match="dataset: the input artifact carries no `uri`"):
-        stages.artifact_uri(SimpleNamespace(metadata={}), "dataset")
+    assert glue.artifact_uri(art, "model") == "s3://b/models/mix"
+    with pytest.raises(glue.StageError, match="dataset: the input artifact carries no `uri`"):
+        glue.artifact_uri(SimpleNamespace(metadata={}), "dataset")
 
 
 def test_bad_spec_json_and_label(ctx):
-    with pytest.raises(stages.StageError, match="spec_json: not JSON"):
-        stages.spec_from_json("{")
+    with pytest.raises(glue.StageError, match="spec_json: not JSON"):
+        glue.spec_from_json("{")
     with pytest.raises(ValueError, match="train.lr"):
-        stages.spec_from_json(json.dumps({"train": {"lr": -1}}))
-    with pytest.raises(stages.StageError, match="'nope' is not a merge of the spec"):
+        glue.spec_from_json(json.dumps({"train": {"lr": -1}}))
+    with pytest.raises(glue.StageError, match="'nope' is not a merge of the spec"):
         ctx.merge_method("nope")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from m2rl import tracking
 from m2rl.spec import SpecError, spec_from_dict
 from m2rl.train import TrainError, describe
 from m2rl.train.openrlhf_args import OpenRLHFPaths, openrlhf_args
@@ -285,7 +286,8 @@ def test_openrlhf_backend_runs_bridges_metrics_and_resumes(tmp_path, tmp_cache, 
     assert (ckpts / "global_step1_hf").is_dir() and json.loads((ckpts / "m2rl_progress.json").read_text())["step"] == 1
 
     monkeypatch.setenv("M2RL_TEST_OPENRLHF_FAIL_AFTER", "0")
-    result = train(spec, "mix", str(train_data["mix"]), "random:tiny", str(out), checkpoint_dir=str(ckpts))
+    with tracking.stage_run("train", model="mix"):  # the caller opens the run (the stage glue, the CLI)
+        result = train(spec, "mix", str(train_data["mix"]), "random:tiny", str(out), checkpoint_dir=str(ckpts))
     assert result.resumed_from_step == 1 and result.steps == 2 and result.device == "gpu"
     assert result.num_devices == 1 and result.gpu_hours == pytest.approx(result.wall_seconds / 3600)
     card = json.loads((out / "train_card.json").read_text())

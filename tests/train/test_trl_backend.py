@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from m2rl import tracking
 from m2rl.spec import DOMAINS
 from m2rl.train import TrainError, plan, train
 from m2rl.train.backends.trl import DomainReward, make_grpo_config
@@ -67,7 +68,8 @@ def test_mix_two_grpo_steps_on_all_domains(tmp_path, tmp_cache, train_data, mlfl
     # 5 prompts (1 per domain), 5 prompts x 2 samples per step: every step scores all five domains.
     spec = tiny_spec(tmp_path, kl_coef=0.01)
     out = tmp_path / "artifacts" / "models" / "mix"
-    result = train(spec, "mix", str(train_data["mix"]), "random:tiny", str(out))
+    with tracking.stage_run("train", model="mix"):  # the caller opens the run (the stage glue, the CLI)
+        result = train(spec, "mix", str(train_data["mix"]), "random:tiny", str(out))
 
     assert result.steps == 2 and result.paradigm == "mix" and result.device == "cpu"
     card = json.loads((out / "train_card.json").read_text())
@@ -128,7 +130,8 @@ def test_kill_mid_run_then_rerun_resumes(tmp_path, tmp_cache, train_data, mlflow
     done = max(json.loads(p.read_text())["step"] for p in ckpts.glob(f"checkpoint-*/{PROGRESS_FILE}"))
     assert 1 <= done < 4
 
-    result = train(spec, "math", str(train_data["math"]), "random:tiny", str(out), checkpoint_dir=str(ckpts))
+    with tracking.stage_run("train", model="single-math"):
+        result = train(spec, "math", str(train_data["math"]), "random:tiny", str(out), checkpoint_dir=str(ckpts))
     assert result.resumed_from_step >= done and result.steps == 4
     card = json.loads((out / "train_card.json").read_text())
     assert card["resumed_from_step"] == result.resumed_from_step

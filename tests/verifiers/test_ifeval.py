@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from m2rl.data.builtin import generate
-from m2rl.verifiers.instructions import REGISTRY, instruction_ids
+from m2rl.verifiers.instructions import INSTRUCTIONS, instruction_ids
 from m2rl.verifiers.instructions.text import _detect, count_sentences, word_tokenize
 from m2rl.verifiers.registry import get_verifier
 from m2rl.verifiers.types.ifeval import loose_variants, verify_ifeval
@@ -33,7 +33,7 @@ def test_all_ids_supported_and_covered():
     assert len(instruction_ids("ifeval")) == 25
     assert len(instruction_ids("ifbench")) == 58
     assert len(instruction_ids("iftrain")) == 29
-    assert {c[0] for c in CASES} == set(REGISTRY)
+    assert {c[0] for c in CASES} == set(INSTRUCTIONS.names())
 
 
 @pytest.mark.parametrize(("iid", "kwargs", "good", "bad"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
@@ -116,7 +116,7 @@ def test_builtin_generator_records_are_supported_and_satisfiable():
     for seed in (0, 1):
         for record in generate("if", seed, 50):
             v = record["verifier"]
-            assert all(i in REGISTRY for i in v["instruction_id_list"]), v
+            assert all(i in INSTRUCTIONS for i in v["instruction_id_list"]), v
             for text in candidates(v["instruction_id_list"], v["kwargs"]):
                 if verify_ifeval(text, "", v).value == 1.0:
                     break

@@ -149,7 +149,11 @@ def test_bad_metadata_is_named():
 
 def test_item_timeout_bounds_the_work():
     assert item_timeout(dict(SUM, timeout=2)) >= 3 * 2
-    assert verify.item_timeout is item_timeout
+    from m2rl.registry import VERIFIERS
+    from m2rl.verifiers.pool import item_timeout as pool_timeout
+
+    assert VERIFIERS.entry("unit_test").meta["item_timeout"] is item_timeout
+    assert pool_timeout(dict(SUM, timeout=2)) == item_timeout(dict(SUM, timeout=2))
 
 
 def test_builtin_code_records_reference_solutions_pass():

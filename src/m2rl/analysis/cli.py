@@ -32,6 +32,7 @@ def analyze_cmd(
     from m2rl.analysis import AnalysisError, analyze
     from m2rl.analysis.stage import inputs_from_layout
     from m2rl.checkpoint import CheckpointError
+    from m2rl.names import Layout
 
     s = _spec(spec)
     root = artifact_root or s.artifact_root
@@ -46,28 +47,14 @@ def analyze_cmd(
                 _fail(f"--inputs: {inputs}: missing keys {', '.join(missing)}")
         else:
             args = inputs_from_layout(s, root)
-        tracking.configure(s)
-        with tracking.stage_run("analyze"):
+        with tracking.command_run("analyze", s):
             result = analyze(s, args["models"], args["base"], args["evals"], args.get("train_cards") or {},
-                             out or storage.join(root, "analysis"))
+                             out or Layout(root).analysis)
     except (AnalysisError, CheckpointError, storage.StorageError) as exc:
         _fail(str(exc))
     for name, status in result.sections.items():
         typer.echo(f"  {name:<12} {status}  ({result.seconds.get(name, 0):.1f}s)")
     typer.echo(f"analysis -> {result.analysis_path}")
-
-
-def _study_parent_run(spec) -> str | None:
-    """The newest parent run of this study in its experiment (for `m2rl report SPEC`)."""
-    import mlflow
-
-    from m2rl import tracking
-
-    exp_id = tracking.configure(spec)
-    runs = mlflow.search_runs([exp_id], filter_string=f"tags.`m2rl.study` = '{spec.name}'", output_format="list",
-                              order_by=["attributes.start_time DESC"])
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    return parents[0].info.run_id if parents else None
 
 
 def report_cmd(
@@ -79,16 +66,17 @@ def report_cmd(
     no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Write the files only."),
 ) -> None:
     """Build report.html (self-contained) and report.md from analysis.json; log them to the study's run."""
-    from m2rl import storage
+    from m2rl import storage, tracking
     from m2rl.analysis import AnalysisError, build_report
+    from m2rl.names import Layout
 
-    run_id = parent_run_id
+    run_id = parent_run_id or (None if no_mlflow else tracking.env_parent())
     if source.suffix in (".yaml", ".yml"):
         s = _spec(source)
-        analysis_dir = storage.join(s.artifact_root, "analysis")
-        out = out or storage.join(s.artifact_root, "report")
+        analysis_dir = Layout(s.artifact_root).analysis
+        out = out or Layout(s.artifact_root).report
         if not no_mlflow and run_id is None:
-            run_id = os.environ.get("M2RL_PARENT_RUN_ID") or _study_parent_run(s)
+            run_id = tracking.latest_parent(s)
     else:
         analysis_dir = str(source)
     try:

@@ -15,9 +15,9 @@ from typing import Any
 from m2rl.analysis.inputs import AnalysisError, infer_paradigm
 from m2rl.analysis.summary import layout_from_tags
 from m2rl.analysis.tables import DASH, Table, build_tables, mkey, pct, pts, verdict_lines
-from m2rl.names import PARADIGM_ORDER
+from m2rl.names import PARADIGM_ORDER, parse_model_name
+from m2rl.tracking import TAG_PARENT
 
-PARENT_TAG = "mlflow.parentRunId"
 _HEADLINE_KEYS = {"avg@k", "avg_at_k", "avg_k", "avg"}
 
 
@@ -95,8 +95,9 @@ def from_runs(children: list[Any], domains: list[str] | None = None) -> tuple[di
                 paradigm = infer_paradigm(name)
             except AnalysisError:
                 continue
-        domain = tags.get("m2rl.domain") or (name.split("-", 1)[1] if name.startswith("single-") else None)
-        method = tags.get("m2rl.merge_method") or (name.split("-", 1)[1] if name.startswith("merge-") else None)
+        parsed = parse_model_name(name)
+        domain = tags.get("m2rl.domain") or (parsed.domain if parsed else None)
+        method = tags.get("m2rl.merge_method") or (parsed.merge_label if parsed else None)
         models[name] = [name, paradigm, domain, method]
         for key, value in run.data.metrics.items():
             parts = key.split("/")
@@ -154,16 +155,6 @@ def from_runs(children: list[Any], domains: list[str] | None = None) -> tuple[di
     return M, L
 
 
-def _all_runs(client, experiment_id: str) -> list[Any]:
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
 def _overview_row(s: StudyTables) -> list[str]:
     M, L = s.metrics, s.layout
     models = L.get("models", [])
@@ -185,19 +176,18 @@ def _overview_row(s: StudyTables) -> list[str]:
 
 def compare(experiment: str, tracking_uri: str | None = None, run_id: str | None = None) -> CompareResult:
     """Tables of every study (parent run) of an MLflow experiment, newest first, or of one parent run."""
-    from mlflow import MlflowClient
+    from m2rl import tracking
 
-    client = MlflowClient(tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        raise AnalysisError(f"--experiment: no MLflow experiment named {experiment!r} at {client.tracking_uri}")
-    runs = _all_runs(client, exp.experiment_id)
+    try:
+        runs = tracking.experiment_runs(experiment, tracking_uri)
+    except tracking.TrackingError as exc:
+        raise AnalysisError(f"--experiment: {exc}") from None
     children: dict[str, list[Any]] = {}
     for r in runs:
-        parent = r.data.tags.get(PARENT_TAG)
+        parent = r.data.tags.get(TAG_PARENT)
         if parent:
             children.setdefault(parent, []).append(r)
-    parents = [r for r in runs if PARENT_TAG not in r.data.tags]
+    parents = [r for r in runs if TAG_PARENT not in r.data.tags]
     if run_id:
         parents = [r for r in parents if r.info.run_id == run_id]
         if not parents:

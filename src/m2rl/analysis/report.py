@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from m2rl.analysis.tables import Table, build_tables, verdict_lines
 SECTIONS = (
     ("verdict", "Verdict", ["verdict"], []),
     ("accuracy", "Accuracy", ["accuracy"], ["accuracy"]),
-    ("merge-methods", "Merge methods", ["merge_methods"], []),
+    ("merge_methods", "Merge methods", ["merge_methods"], []),
     ("cost", "Cost", ["cost"], ["cost"]),
     ("transfer", "Cross-domain transfer", ["transfer"], ["transfer"]),
     ("geometry", "Weight-space geometry", ["norms", "cosine", "cosine_projected", "sign_agreement", "overlap"],
@@ -40,7 +38,7 @@ SECTIONS = (
 INTRO = {
     "verdict": "Which paradigm wins per domain and on average, with 95% intervals, and at what cost.",
     "accuracy": "avg@k of every model on every benchmark, with the evaluate stage's 95% interval.",
-    "merge-methods": "Every merge of the single-domain experts, against the mixed model and the experts.",
+    "merge_methods": "Every merge of the single-domain experts, against the mixed model and the experts.",
     "cost": "Training compute of every run, and mix against the sum of the single-domain runs a merge needs.",
     "transfer": "Δ accuracy over the base for every model and benchmark: train on the row, evaluate on the column.",
     "geometry": "Task vectors tau = theta - theta_base of the experts, the mixed model and the merges.",
@@ -165,12 +163,9 @@ def build_report(
     result = ReportResult(out=out, html=html_uri, markdown=md_uri, figures=sorted(figures),
                           tables=[t.key for t in tables], verdict=verdict)
     if log_mlflow:
-        run_id = parent_run_id or os.environ.get("M2RL_PARENT_RUN_ID")
-        if run_id is None:
-            import mlflow
+        from m2rl import tracking
 
-            active = mlflow.active_run()
-            run_id = active.info.run_id if active else None
+        run_id = parent_run_id or tracking.active_run_id()
         if run_id:
             result.metrics_logged = log_to_run(run_id, analysis, html_text, md_text, figures)
             result.mlflow_run_id = run_id
@@ -182,15 +177,9 @@ def log_to_run(run_id: str, analysis: dict[str, Any], html_text: str, md_text: s
     """Log the report's numbers (metrics), layout and winners (tags) and files (artifacts) to one run."""
     import json
 
-    from mlflow import MlflowClient
-    from mlflow.entities import Metric, RunTag
+    from m2rl import tracking
 
-    client = MlflowClient()
     metrics, layout = flatten(analysis)
-    now = int(time.time() * 1000)
-    items = [Metric(k, v, now, 0) for k, v in sorted(metrics.items())]
-    for i in range(0, len(items), 1000):
-        client.log_batch(run_id, metrics=items[i : i + 1000])
     tags = layout_tags(layout)
     v = layout.get("verdict")
     if v:
@@ -198,9 +187,7 @@ def log_to_run(run_id: str, analysis: dict[str, Any], html_text: str, md_text: s
             tags[f"m2rl.verdict.{scope}"] = winner
         if v["b_label"] == "merge":
             tags["m2rl.best_merge"] = v["b"]
-    tag_items = [RunTag(k, val) for k, val in tags.items()]
-    for i in range(0, len(tag_items), 100):
-        client.log_batch(run_id, tags=tag_items[i : i + 100])
+    logged = tracking.log_batch(metrics=metrics, tags=tags, run_id=run_id)
     with tempfile.TemporaryDirectory(prefix="m2rl-report-") as tmp:
         root = Path(tmp) / "report"
         (root / "figures").mkdir(parents=True)
@@ -209,5 +196,5 @@ def log_to_run(run_id: str, analysis: dict[str, Any], html_text: str, md_text: s
         (root / "analysis.json").write_text(json.dumps(analysis, indent=1), encoding="utf-8")
         for name, (_, png) in figures.items():
             (root / "figures" / f"{name}.png").write_bytes(png)
-        client.log_artifacts(run_id, str(root), artifact_path="report")
-    return len(items)
+        tracking.log_artifacts(str(root), "report", run_id=run_id)
+    return logged

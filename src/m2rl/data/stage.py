@@ -208,14 +208,14 @@ def run_data_stage(
 
 
 def _log_card(card: dict[str, Any]) -> None:
-    import mlflow
+    """The card and its counts into the active MLflow run, if any."""
+    from m2rl import tracking
 
-    if mlflow.active_run() is None:
+    if not tracking.log_dict(card, "data_card.json"):
         return
-    mlflow.log_dict(card, "data_card.json")
     metrics = {"data/rows_read": card["rows_read"], "data/rejects": card["rejects"]}
     for d, c in card["domains"].items():
         metrics[f"data/{d}/train"] = c.get("train", 0)
         metrics[f"data/{d}/eval"] = c.get("eval", 0)
         metrics[f"data/{d}/duplicates"] = c.get("duplicates", 0)
-    mlflow.log_metrics(metrics)
+    tracking.log_batch(metrics=metrics)

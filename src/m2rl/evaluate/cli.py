@@ -23,7 +23,7 @@ def eval_command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from m2rl import storage
+    from m2rl import storage, tracking
     from m2rl.commands import load_spec_or_exit
     from m2rl.evaluate import EvalError, default_model_name, evaluate
     from m2rl.evaluate.stage import study_benchmarks
@@ -52,15 +52,9 @@ def eval_command(
     model_name = name or default_model_name(model)
     target = out or Layout(study.artifact_root).eval(model_name)
 
-    track = False
-    if spec is not None or _tracking_configured():
-        from m2rl import tracking
-
-        tracking.configure(study if spec is not None else None)
-        track = True
     console = Console(stderr=True)
     try:
-        with Progress(
+        with tracking.command_run("evaluate", study if spec is not None else None, model=model_name), Progress(
             TextColumn("[bold]eval[/] {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=console, transient=True,
         ) as bar:
@@ -72,8 +66,7 @@ def eval_command(
                 bar.update(tasks[bench], completed=done)
 
             result = evaluate(
-                model, benches, target, backend=backend, settings=settings, model_name=model_name, track=track,
-                progress=progress,
+                model, benches, target, backend=backend, settings=settings, model_name=model_name, progress=progress,
             )
     except (EvalError, RegistryError, storage.StorageError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -84,14 +77,6 @@ def eval_command(
         f"{result.generation_seconds:.1f} s), {result.reused_samples} reused; wall {result.wall_seconds:.1f} s; "
         f"metrics: {storage.join(result.out, 'metrics.json')}"
     )
-
-
-def _tracking_configured() -> bool:
-    import os
-
-    from m2rl.tracking import PARENT_ENV
-
-    return bool(os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get(PARENT_ENV))
 
 
 def results_table(result):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +23,7 @@ from m2rl.evaluate.backends import BackendOptions, Generator, get_backend
 from m2rl.evaluate.metrics import summarize
 from m2rl.evaluate.registry import Benchmark, EvalError, Sampling, get_benchmark
 from m2rl.evaluate.samples import SampleStore, generation_key, model_fingerprint
-from m2rl.names import Layout, model_tags
+from m2rl.names import Layout
 from m2rl.registry import EVAL_BACKENDS
 from m2rl.spec.evaluate import BenchmarkSpec, EvaluateSpec
 
@@ -91,9 +90,9 @@ def study_benchmarks(study: Any, benchmarks: Sequence[BenchmarkSpec] | None = No
                 defaults["max_eval"] = dspec.max_eval
             src = next((s for s in dspec.sources if s.type == "builtin"), None)
             if src is not None:
-                from m2rl.data.builtin import SOURCE_OPTIONS
+                from m2rl.data.sources.builtin import BuiltinOptions
 
-                defaults.update({k: v for k, v in src.options.items() if k in SOURCE_OPTIONS})
+                defaults.update({k: v for k, v in src.options.items() if k in BuiltinOptions.model_fields})
         out.append(b.model_copy(update={"options": {**defaults, **b.options}}))
     return out
 
@@ -171,7 +170,7 @@ def evaluate(
 
     `settings` (the spec's `evaluate` section) gives seed, batch size, vLLM and scoring options;
     `backend` overrides its backend. Metrics go to `out`/metrics.json and to MLflow as
-    `eval/<benchmark>/<metric>` (the active run, else a `stage_run` when tracking is configured).
+    `eval/<benchmark>/<metric>` into the active run, if any (`track=False`: not even there).
     """
     t0 = time.perf_counter()
     settings = settings or EvaluateSpec()
@@ -254,7 +253,7 @@ def evaluate(
     storage.write_text(storage.join(out, "metrics.json"), json.dumps(doc, indent=2, sort_keys=True))
     result.wall_seconds = time.perf_counter() - t0
     if track:
-        log_to_mlflow(result, model_name)
+        log_to_mlflow(result)
     return result
 
 
@@ -318,21 +317,8 @@ def mlflow_metrics(result: EvalResult) -> dict[str, float]:
     return flat
 
 
-def log_to_mlflow(result: EvalResult, model_name: str) -> bool:
-    """Log into the active MLflow run, else into a `stage_run` when a tracking server or study is set.
-
-    Returns whether anything was logged.
-    """
-    import mlflow
-
+def log_to_mlflow(result: EvalResult) -> bool:
+    """Log the metrics into the active MLflow run (the caller opens it); whether there was one."""
     from m2rl import tracking
 
-    metrics = mlflow_metrics(result)
-    if mlflow.active_run() is not None:
-        mlflow.log_metrics(metrics)
-        return True
-    if not (os.environ.get(tracking.PARENT_ENV) or os.environ.get("MLFLOW_TRACKING_URI")):
-        return False
-    with tracking.stage_run("evaluate", model=model_name, **model_tags(model_name)):
-        mlflow.log_metrics(metrics)
-    return True
+    return tracking.log_batch(metrics=mlflow_metrics(result)) > 0

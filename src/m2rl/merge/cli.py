@@ -118,19 +118,16 @@ def merge_command(
             _fail("--out is required with --config (the folder receiving merge-<label>)")
         targets = [storage.join(root, merge_name(m.label)) for m in entries]
 
-    track = None
-    if study is not None:
-        from m2rl import tracking
+    from m2rl import tracking
 
-        tracking.configure(study)
-        track = True
     table = Table(title="merge")
     for col in ("label", "method", "tensors", "GB", "seconds", "out"):
         table.add_column(col)
     for entry, target in zip(entries, targets, strict=True):
         try:
-            r = merge(base_ref, experts, entry.method, entry.params, target, dtype=out_dtype,
-                      shard_size=shard_bytes, label=entry.label, track=track)
+            with tracking.command_run("merge", study, model=merge_name(entry.label)):
+                r = merge(base_ref, experts, entry.method, entry.params, target, dtype=out_dtype,
+                          shard_size=shard_bytes, label=entry.label)
         except (MergeError, RegistryError, storage.StorageError) as exc:
             _fail(f"{entry.label}: {exc}")
         table.add_row(r.label, r.method, str(r.tensors), f"{r.bytes / 2**30:.3f}", f"{r.seconds:.1f}", r.out)

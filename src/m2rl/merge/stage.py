@@ -11,7 +11,6 @@ base's config / tokenizer / generation config, `merge_card.json`) appears only w
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,14 +102,6 @@ def check_inputs(base: SafetensorsSource, experts: list[SafetensorsSource]) -> N
                 raise InputError(f"{src.label}: tensor {name!r} is {t.dtype}, the base's is {b.dtype}")
 
 
-def _tracking_wanted(track: bool | None) -> bool:
-    if track is not None:
-        return track
-    from m2rl.tracking import PARENT_ENV
-
-    return bool(os.environ.get(PARENT_ENV) or os.environ.get("MLFLOW_TRACKING_URI"))
-
-
 def merge(
     base: str,
     models: list[str],
@@ -122,7 +113,7 @@ def merge(
     *,
     label: str | None = None,
     cache: str | Path | None = None,
-    track: bool | None = None,
+    track: bool = True,
     chunk_elems: int = DEFAULT_CHUNK_ELEMS,
     progress: Callable[[int, int], None] | None = None,
 ) -> MergeResult:
@@ -130,7 +121,7 @@ def merge(
 
     `base`, `models`, `out`: checkpoint folders or `s3://` URIs. `dtype`: `base` (each tensor keeps
     the base's dtype) or float32 / bfloat16 / float16. `shard_size`: max bytes of an output shard.
-    `track`: log an MLflow `merge` run (default: when a tracking URI or parent run is set).
+    `track`: log params, metrics and the card into the active MLflow run (the caller opens it), if any.
     """
     if out is None:
         raise MergeError("out: an output checkpoint location is required")
@@ -199,20 +190,20 @@ def merge(
         )
 
     try:
-        if not _tracking_wanted(track):
-            return run()
-        import mlflow
-
         from m2rl import tracking
 
-        with tracking.stage_run("merge", paradigm="merge", merge_method=label, model=f"merge-{label}"):
-            mlflow.log_params({"merge.method": method, "merge.label": label, "merge.dtype": dtype,
-                               "merge.models": len(models),
-                               **{f"merge.{k}": v for k, v in p.model_dump(mode="json").items()}})
-            result = run()
-            mlflow.log_metrics({"merge/seconds": result.seconds, "merge/output_gb": result.bytes / 2**30})
-            mlflow.log_dict(result.card, CARD_NAME)
-            return result
+        run_id = tracking.active_run_id() if track else None
+        if run_id is not None:
+            tracking.log_batch(params={"merge.method": method, "merge.label": label, "merge.dtype": dtype,
+                                       "merge.models": len(models),
+                                       **{f"merge.{k}": v for k, v in p.model_dump(mode="json").items()}},
+                               run_id=run_id)
+        result = run()
+        if run_id is not None:
+            tracking.log_batch(metrics={"merge/seconds": result.seconds, "merge/output_gb": result.bytes / 2**30},
+                               run_id=run_id)
+            tracking.log_dict(result.card, CARD_NAME, run_id=run_id)
+        return result
     finally:
         base_src.close()
         for e in experts:

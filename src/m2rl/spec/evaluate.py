@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from m2rl.names import DOMAINS
 from m2rl.spec.base import StrictModel
 
 
@@ -34,7 +35,7 @@ class EvaluateSpec(StrictModel):
     )
     benchmarks: list[BenchmarkSpec] = Field(
         default_factory=lambda: [
-            BenchmarkSpec(name=f"builtin_{d}") for d in ("math", "code", "science", "if", "agent")
+            BenchmarkSpec(name=f"builtin_{d}") for d in DOMAINS
         ],
         description="Benchmarks to run.",
     )

@@ -40,8 +40,8 @@ def train_command(
             cmd = describe(s, run, data, base_ref, out, checkpoint_dir=checkpoints)
             typer.echo(shlex.join(cmd))
             return
-        tracking.configure(s)
-        result = train(s, run, data, base_ref, out, checkpoint_dir=checkpoints)
+        with tracking.command_run("train", s, model=run_model(run)):
+            result = train(s, run, data, base_ref, out, checkpoint_dir=checkpoints)
     except (TrainError, RegistryError, storage.StorageError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

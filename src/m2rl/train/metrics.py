@@ -103,19 +103,9 @@ class MetricSink:
             # A single-domain run: its overall reward is the domain's reward.
             clean[domain_metric(self.domains[0])] = clean["train/reward"]
             self.curve[step].domains[self.domains[0]] = clean["train/reward"]
-        import mlflow
+        from m2rl import tracking
 
-        if self.run_id is not None:
-            import time
-
-            from mlflow.entities import Metric
-
-            now = int(time.time() * 1000)
-            mlflow.MlflowClient().log_batch(
-                self.run_id, metrics=[Metric(k, v, now, step) for k, v in sorted(clean.items())]
-            )
-        elif mlflow.active_run() is not None:
-            mlflow.log_metrics(clean, step=step)
+        tracking.log_batch(metrics=clean, step=step, run_id=self.run_id)
         return clean
 
     def reward_curve(self) -> list[CurvePoint]:

@@ -2,8 +2,8 @@
 
 `train(spec, run, data, base, out)` checks the job, fetches the train records and the base model,
 runs the spec's backend (`trl` on the CPU, `openrlhf` on GPU pods), and writes a Hugging Face
-checkpoint folder at `out` with `train_card.json` beside the weights. Metrics go live to an MLflow
-child run (`train/<domain>/reward`, `train/reward`, `train/kl`, ..., `cost/gpu_hours`). Periodic
+checkpoint folder at `out` with `train_card.json` beside the weights. Metrics go live to the active MLflow
+run, the caller's (`train/<domain>/reward`, `train/reward`, `train/kl`, ..., `cost/gpu_hours`). Periodic
 checkpoints go to `checkpoint_dir` (default `<artifact_root>/checkpoints/<name of out>`); a rerun after
 a kill or a preemption resumes from the latest one.
 """
@@ -142,8 +142,6 @@ def train(
     Bad input (unknown run, missing data, a record of another domain, an unusable base, batch sizes the
     backend cannot split) raises TrainError before anything is launched; nothing is left at `out`.
     """
-    import mlflow
-
     from m2rl import tracking
     from m2rl.train.cost import RunCost
     from m2rl.train.metrics import MetricSink
@@ -155,57 +153,53 @@ def train(
     _fetch_data(job)
     _resolve_base(job, cache)
 
-    tags = {"m2rl.backend": backend.name, "m2rl.domains": ",".join(job.domains)}
-    with tracking.stage_run(
-        "train", paradigm=job.paradigm, domain=None if run == MIX else run, model=job.name, tags=tags
-    ) as active:
-        t = spec.train
-        mlflow.log_params({
+    run_id = tracking.active_run_id()  # the caller's run (the stage glue's, the CLI's), if any
+    t = spec.train
+    tracking.log_batch(
+        params={
             "run": run, "backend": backend.name, "steps": job.steps, "base": job.base, "data": job.data,
             "records": job.num_records, "lr": t.lr, "samples_per_prompt": t.samples_per_prompt,
             "rollout_batch_size": t.rollout_batch_size, "kl_coef": t.kl_coef, "clip_low": t.clip_low,
             "clip_high": t.clip_high, "max_new_tokens": t.max_new_tokens, "temperature": t.temperature,
-        })
-        sink = MetricSink(
-            job.domains, samples_per_step=t.rollout_batch_size * t.samples_per_prompt, run_id=active.info.run_id
-        )
-        started = time.monotonic()
-        with storage.output_dir(out) as tmp:
-            outcome = backend.run(job, Path(tmp), sink)
-            wall = outcome.prior_wall_seconds + (time.monotonic() - started)
-            cost = RunCost(device=backend.device, num_devices=backend.num_devices(job), wall_seconds=wall)
-            curve = [p.to_json() for p in outcome.reward_curve]
-            card = {
-                "run": run,
-                "paradigm": job.paradigm,
-                "domains": job.domains,
-                "steps": outcome.steps,
-                "wall_seconds": round(wall, 3),
-                "device": cost.device,
-                "num_devices": cost.num_devices,
-                "gpu_hours": cost.gpu_hours,
-                "reward_curve": curve,
-                "backend": backend.name,
-                "base": job.base,
-                "data": job.data,
-                "records": job.num_records,
-                "domain_counts": job.domain_counts,
-                "resumed_from_step": outcome.resumed_from_step,
-                "mlflow_run_id": active.info.run_id,
-                **outcome.extra,
-            }
-            (Path(tmp) / "train_card.json").write_text(json.dumps(card, indent=2))
-        mlflow.log_metrics(cost.metrics())
-        mlflow.log_dict(card, "train_card.json")
-        if outcome.resumed_from_step:
-            mlflow.set_tag("m2rl.resumed_from_step", str(outcome.resumed_from_step))
+        },
+        tags={"m2rl.backend": backend.name, "m2rl.domains": ",".join(job.domains)}, run_id=run_id,
+    )
+    sink = MetricSink(job.domains, samples_per_step=t.rollout_batch_size * t.samples_per_prompt, run_id=run_id)
+    started = time.monotonic()
+    with storage.output_dir(out) as tmp:
+        outcome = backend.run(job, Path(tmp), sink)
+        wall = outcome.prior_wall_seconds + (time.monotonic() - started)
+        cost = RunCost(device=backend.device, num_devices=backend.num_devices(job), wall_seconds=wall)
+        curve = [p.to_json() for p in outcome.reward_curve]
+        card = {
+            "run": run,
+            "paradigm": job.paradigm,
+            "domains": job.domains,
+            "steps": outcome.steps,
+            "wall_seconds": round(wall, 3),
+            "device": cost.device,
+            "num_devices": cost.num_devices,
+            "gpu_hours": cost.gpu_hours,
+            "reward_curve": curve,
+            "backend": backend.name,
+            "base": job.base,
+            "data": job.data,
+            "records": job.num_records,
+            "domain_counts": job.domain_counts,
+            "resumed_from_step": outcome.resumed_from_step,
+            "mlflow_run_id": run_id,
+            **outcome.extra,
+        }
+        (Path(tmp) / "train_card.json").write_text(json.dumps(card, indent=2))
+    resumed = {"m2rl.resumed_from_step": str(outcome.resumed_from_step)} if outcome.resumed_from_step else {}
+    tracking.log_batch(metrics=cost.metrics(), tags=resumed, run_id=run_id)
+    tracking.log_dict(card, "train_card.json", run_id=run_id)
     if not keep_checkpoints:
         _drop_checkpoints(job.checkpoint_dir)
     return TrainResult(
         out=str(out), run=run, paradigm=job.paradigm, backend=backend.name, steps=outcome.steps,
         wall_seconds=wall, device=cost.device, num_devices=cost.num_devices, gpu_hours=cost.gpu_hours,
-        reward_curve=curve, resumed_from_step=outcome.resumed_from_step, mlflow_run_id=active.info.run_id,
-        card=card,
+        reward_curve=curve, resumed_from_step=outcome.resumed_from_step, mlflow_run_id=run_id, card=card,
     )
 
 

@@ -27,11 +27,11 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from m2rl.registry import VERIFIERS
 from m2rl.verifiers.api import VerifierError, check_record, record_verifier, score
-from m2rl.verifiers.registry import RegistryError, Score, extra_modules, get_verifier
+from m2rl.verifiers.registry import RegistryError, Score, extra_modules
 
 DEFAULT_TIMEOUT = 10.0  # seconds per item, for verifiers that state none
-UNIT_TEST_DEFAULT_PER_TEST = 5.0
 STARTUP_TIMEOUT = 120.0
 MAX_CHUNK = 16
 MODULES_ENV = "M2RL_VERIFIER_MODULES"  # extra verifier modules the workers import (comma-separated)
@@ -45,29 +45,13 @@ def default_workers() -> int:
 
 
 def item_timeout(meta: Mapping[str, Any]) -> float:
-    """The default time limit of one item: the verifier's own `item_timeout(meta)` or `DEFAULT_TIMEOUT`.
-
-    A `unit_test` verifier without one gets (number of tests) x (`verifier.timeout` or 5 s) + 5 s.
-    """
+    """The default time limit of one item: its verifier's registered `item_timeout(meta)`, else
+    `DEFAULT_TIMEOUT` (also when the type is unknown: the item then scores 0 at once)."""
     try:
-        fn = get_verifier(str(meta.get("type")))
+        own = VERIFIERS.entry(str(meta.get("type"))).meta.get("item_timeout")
     except RegistryError:
         return DEFAULT_TIMEOUT
-    own = getattr(fn, "item_timeout", None)
-    if callable(own):
-        try:
-            return float(own(meta))
-        except Exception:
-            pass
-    if meta.get("type") == "unit_test":
-        tests = meta.get("unit_tests") or {}
-        n = len(tests.get("inputs") or []) if isinstance(tests, Mapping) else 1
-        per = meta.get("timeout") or UNIT_TEST_DEFAULT_PER_TEST
-        try:
-            return max(1, n) * float(per) + 5.0
-        except (TypeError, ValueError):
-            return DEFAULT_TIMEOUT
-    return DEFAULT_TIMEOUT
+    return float(own(meta)) if own is not None else DEFAULT_TIMEOUT
 
 
 @dataclass
@@ -481,4 +465,4 @@ def score_batch(
 def is_inline(record: Mapping[str, Any]) -> bool:
     """Whether a record's verifier is marked `inline_safe` (scored in the caller, see `score_batch`)."""
     vtype, _ = record_verifier(record)
-    return bool(getattr(get_verifier(vtype), "inline_safe", False))
+    return bool(VERIFIERS.entry(vtype, "verifier.type").meta.get("inline_safe"))

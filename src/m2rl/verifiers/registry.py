@@ -37,9 +37,16 @@ class Score:
 VerifierFn = Callable[[str, str, Mapping[str, Any]], Score]
 
 
-def register_verifier(name: str, *, params: type[StrictModel] | None = None) -> Callable[[VerifierFn], VerifierFn]:
-    """Register `fn` as the verifier of `verifier.type == name`; `params` types the rest of the block."""
-    return VERIFIERS.register(name, params=params)
+def register_verifier(
+    name: str, *, params: type[StrictModel] | None = None, inline_safe: bool = False,
+    item_timeout: Callable[[Mapping[str, Any]], float] | None = None,
+) -> Callable[[VerifierFn], VerifierFn]:
+    """Register `fn` as the verifier of `verifier.type == name`; `params` types the rest of the block.
+
+    `inline_safe`: linear-time and evaluates nothing, so `score_batch` may run it in the caller;
+    `item_timeout(meta)`: an upper bound of one item's time (default `pool.DEFAULT_TIMEOUT`).
+    """
+    return VERIFIERS.register(name, params=params, inline_safe=inline_safe, item_timeout=item_timeout)
 
 
 def get_verifier(name: str) -> VerifierFn:

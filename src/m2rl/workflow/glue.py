@@ -19,11 +19,12 @@ metadata (`uri` of the large output at the artifact root, `fingerprint`, `cached
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,6 @@ class StageContext:
         self.spec = spec_from_json(spec_json)
         self.layout = Layout(self.spec.artifact_root)
         self.parent_run_id = parent_run_id or tracking.env_parent()
-        if self.parent_run_id:  # handed down to the processes a stage starts (Ray jobs, OpenRLHF)
-            os.environ[tracking.PARENT_ENV] = self.parent_run_id
         self._tracking = False
 
     def _configure_tracking(self) -> None:
@@ -156,7 +155,7 @@ class StageContext:
             tracking.supersede_children(self.parent_run_id, stage, item)
             model = item if stage in MODEL_STAGES else None
             with tracking.stage_run(stage, model=model, parent_run_id=self.parent_run_id,
-                                    tags={tracking.TAG_TASK: f"{stage}/{item}"}) as active:
+                                    tags={tracking.TAG_TASK: f"{stage}/{item}"}) as active, self._parent_env():
                 summary = work()
             run_id = active.info.run_id
         except BaseException as exc:
@@ -169,6 +168,20 @@ class StageContext:
         storage.write_text(storage.join(out, RECORD_FILE), json.dumps(record, indent=1, default=str))
         emit("done", stage, item, uri=out, seconds=round(seconds, 3))
         return StageOutcome(stage, item, out, fp, False, summary, run_id, seconds)
+
+    @contextlib.contextmanager
+    def _parent_env(self) -> Iterator[None]:
+        """$M2RL_PARENT_RUN_ID set while the stage runs: the processes it starts (Ray jobs, OpenRLHF) inherit it."""
+        old = os.environ.get(tracking.PARENT_ENV)
+        if self.parent_run_id:
+            os.environ[tracking.PARENT_ENV] = self.parent_run_id
+        try:
+            yield
+        finally:
+            if old is None:
+                os.environ.pop(tracking.PARENT_ENV, None)
+            else:
+                os.environ[tracking.PARENT_ENV] = old
 
     def _adopt(self, rec: dict[str, Any], out: str) -> str | None:
         """A cached stage's child run under the current parent: the recorded one, or a copy of it (the

@@ -27,12 +27,11 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from m2rl.data.split import normalise_text
+from m2rl.names import DOMAINS
 
 T = TypeVar("T")
 
-DOMAINS = ("math", "science", "if", "code", "agent")
 DEFAULT_COUNT = 400
-SOURCE_OPTIONS = ("seed", "count", "kinds", "allow_last_number")  # the `builtin` source's `options` keys
 SOURCE = "builtin"
 
 

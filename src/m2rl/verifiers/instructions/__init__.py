@@ -19,6 +19,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field, create_model
+
+from m2rl.registry import INSTRUCTIONS, StrictModel
+
 RELATIONS = ("less than", "at least")
 
 
@@ -112,14 +116,21 @@ class Instruction:
     kwargs: tuple[str, ...]
 
 
-REGISTRY: dict[str, Instruction] = {}
+def _kwargs_model(iid: str, source: str, kwargs: Sequence[str]) -> type[StrictModel]:
+    """The kwargs an instruction reads, as a Params model (types are checked by its `Args` reader)."""
+    fields: dict[str, Any] = {
+        k: (Any, Field(default=None, description=f"`{k}` of {iid} ({source}; None: unset)")) for k in kwargs
+    }
+    return create_model(f"Kwargs_{iid.replace(':', '_')}", __base__=StrictModel, **fields)
 
 
 def instruction(iid: str, source: str, kwargs: Sequence[str] = ()) -> Callable[[Checker], Checker]:
+    """Register a checker under its instruction id (the `instruction` registry of `m2rl.registry`)."""
+
     def deco(fn: Checker) -> Checker:
-        if iid in REGISTRY:
-            raise ValueError(f"instruction {iid!r} registered twice")
-        REGISTRY[iid] = Instruction(iid, fn, source, tuple(kwargs))
+        doc = (fn.__doc__ or "").strip().split("\n")[0] or f"{source} instruction {iid}"
+        INSTRUCTIONS.register(iid, params=_kwargs_model(iid, source, kwargs), description=doc, source=source)(
+            Instruction(iid, fn, source, tuple(kwargs)))
         return fn
 
     return deco
@@ -142,14 +153,8 @@ def parse_kwargs(iid: str, raw: Any) -> Args:
 
 
 def get(iid: str) -> Instruction:
-    try:
-        return REGISTRY[iid]
-    except KeyError:
-        raise KeyError(f"unknown instruction id {iid!r}") from None
+    return INSTRUCTIONS.get(iid, "instruction_id_list")
 
 
 def instruction_ids(source: str | None = None) -> list[str]:
-    return sorted(i for i, ins in REGISTRY.items() if source is None or ins.source == source)
-
-
-from m2rl.verifiers.instructions import ifbench, ifeval, iftrain  # noqa: E402,F401  (registers the ids)
+    return [e.name for e in INSTRUCTIONS.entries() if source is None or e.meta["source"] == source]

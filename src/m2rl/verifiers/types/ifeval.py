@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from m2rl.registry import StrictModel
-from m2rl.verifiers.instructions import REGISTRY, InstructionError, parse_kwargs
+from m2rl.verifiers.instructions import INSTRUCTIONS, InstructionError, parse_kwargs
 from m2rl.verifiers.registry import Score, register_verifier
 
 MODES = ("strict", "loose")
@@ -80,6 +80,9 @@ class IfevalParams(StrictModel):
     mode: Literal["strict", "loose"] | None = Field(
         default=None, description="strict (default) or loose (IFEval's loose variants of the response)."
     )
+    reward: Literal["binary", "fraction"] | None = Field(
+        default=None, description="binary (default): 1 only when every instruction holds; fraction: share held."
+    )
 
 
 @register_verifier("ifeval", params=IfevalParams)
@@ -94,7 +97,7 @@ def verify_ifeval(response: str, label: str, meta: Mapping[str, Any]) -> Score:
     unknown: list[str] = []
     for n, (iid, raw) in enumerate(zip(ids, kwargs, strict=True)):
         key = iid if iid not in results else f"{iid}#{n}"
-        ins = REGISTRY.get(iid)
+        ins = INSTRUCTIONS.get(iid) if iid in INSTRUCTIONS else None
         if ins is None:
             unknown.append(iid)
             results[key] = False

@@ -95,7 +95,7 @@ class McqaParams(StrictModel):
     )
 
 
-@register_verifier("mcqa", params=McqaParams)
+@register_verifier("mcqa", params=McqaParams, inline_safe=True)  # linear time, no evaluation
 def verify_mcqa(response: str, label: str, meta: Any) -> Score:
     gold = _gold_letter(label, meta)
     if gold is None:
@@ -110,5 +110,3 @@ def verify_mcqa(response: str, label: str, meta: Any) -> Score:
         details["reason"] = "wrong option"
     return Score(1.0 if letter == gold else 0.0, details)
 
-
-verify_mcqa.inline_safe = True  # linear time, no evaluation: score_batch runs it in the caller

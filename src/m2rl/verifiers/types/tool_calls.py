@@ -203,7 +203,7 @@ class ToolCallsParams(StrictModel):
     )
 
 
-@register_verifier("tool_calls", params=ToolCallsParams)
+@register_verifier("tool_calls", params=ToolCallsParams, inline_safe=True)  # linear time, no evaluation
 def verify_tool_calls(response: str, label: str, meta: Any) -> Score:
     expected = _ground_truth(meta)
     mode = _mode(meta)
@@ -227,5 +227,3 @@ def verify_tool_calls(response: str, label: str, meta: Any) -> Score:
         details["reason"] = "no tool call found" if not got else "tool calls differ from the ground truth"
     return Score(value, details)
 
-
-verify_tool_calls.inline_safe = True  # linear time, no evaluation: score_batch runs it in the caller

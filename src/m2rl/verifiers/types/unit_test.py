@@ -206,7 +206,13 @@ def per_test_timeout(meta: Mapping[str, Any]) -> float:
 def item_timeout(meta: Mapping[str, Any]) -> float:
     """An upper bound of the time one item takes (used by `score_batch`'s hard per-item limit)."""
     tests = meta.get("unit_tests")
-    n = len(tests.get("inputs") or []) if isinstance(tests, Mapping) else 1
+    if isinstance(tests, str):  # stored as JSON text by some data sets (see _tests_of)
+        try:
+            tests = json.loads(tests)
+        except ValueError:
+            tests = None
+    inputs = tests.get("inputs") if isinstance(tests, Mapping) else None
+    n = len(inputs) if isinstance(inputs, Sequence) and not isinstance(inputs, str) else 1
     try:
         per = per_test_timeout(meta)
     except ValueError:
@@ -230,7 +236,7 @@ class UnitTestParams(StrictModel):
     )
 
 
-@register_verifier("unit_test", params=UnitTestParams)
+@register_verifier("unit_test", params=UnitTestParams, item_timeout=item_timeout)
 def verify_unit_test(response: str, label: str, meta: Mapping[str, Any]) -> Score:
     inputs, outputs, fn_name = _tests_of(meta)
     mode = str(meta.get("reward") or "binary")
@@ -278,5 +284,3 @@ def verify_unit_test(response: str, label: str, meta: Mapping[str, Any]) -> Scor
         return Score(passed / len(tests), details)
     return Score(1.0 if passed == len(tests) else 0.0, details)
 
-
-verify_unit_test.item_timeout = item_timeout  # type: ignore[attr-defined]
