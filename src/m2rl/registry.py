@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -163,6 +164,8 @@ class Registry(Generic[T]):
         self.package = package
         self._entries: dict[str, Entry[T]] = {}
         self._loaded = False
+        self._loading = False
+        self._lock = threading.RLock()
 
     def register(self, name: str | None = None, *, params: type[StrictModel] | None = None,
                  description: str | None = None, check: Callable[[Any], None] | None = None,
@@ -197,14 +200,23 @@ class Registry(Generic[T]):
         """Import every public module of the package (and the entry points of the `m2rl.<kind>` group)."""
         if self._loaded:
             return
-        self._loaded = True
-        if self.package:
-            pkg = importlib.import_module(self.package)
-            for mod in pkgutil.iter_modules(pkg.__path__):
-                if not mod.name.startswith("_"):
-                    importlib.import_module(f"{self.package}.{mod.name}")
-        for ep in entry_points(group=f"m2rl.{self.kind}"):
-            ep.load()
+        # Other threads wait until every module is imported (a half-loaded registry would miss names);
+        # a module that looks names up while it is being imported (same thread) sees those so far.
+        with self._lock:
+            if self._loaded or self._loading:
+                return
+            self._loading = True
+            try:
+                if self.package:
+                    pkg = importlib.import_module(self.package)
+                    for mod in pkgutil.iter_modules(pkg.__path__):
+                        if not mod.name.startswith("_"):
+                            importlib.import_module(f"{self.package}.{mod.name}")
+                for ep in entry_points(group=f"m2rl.{self.kind}"):
+                    ep.load()
+                self._loaded = True
+            finally:
+                self._loading = False
 
     def names(self) -> list[str]:
         self.load()

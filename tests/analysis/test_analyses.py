@@ -15,6 +15,7 @@ from m2rl.analysis.analyses.behaviour import first_verification
 from m2rl.analysis.analyses.divergence import render_prompt
 from m2rl.analysis.analyses.inheritance import agreement
 from m2rl.analysis.stats import cohen_kappa
+from m2rl.registry import RegistryError
 from tests.analysis.fixture_study import BENCHES, DOMAINS, GPU_HOURS, N_PROBLEMS, K
 
 # ---- divergence ---------------------------------------------------------------------------------------
@@ -224,7 +225,7 @@ def test_verdict_numbers_and_winners(analysed):
 def test_bad_inputs_name_the_field(study, tmp_path):
     with pytest.raises(AnalysisError, match="evals.nobody"):
         analyze(None, study.models, study.base, {"nobody": study.evals["mix"]}, {}, str(tmp_path / "o"))
-    with pytest.raises(AnalysisError, match="analysis.analyses: unknown analysis 'magic'"):
+    with pytest.raises(RegistryError, match="analysis.analyses: unknown analysis 'magic'; known: .*"):
         analyze({"analyses": ["magic"]}, study.models, study.base, {}, {}, str(tmp_path / "o"))
     with pytest.raises(AnalysisError, match="analysis.projection_dim"):
         analyze({"projection_dim": 0}, study.models, study.base, {}, {}, str(tmp_path / "o"))

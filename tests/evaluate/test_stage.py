@@ -10,6 +10,7 @@ import pytest
 
 from m2rl.evaluate import EvalError, evaluate, get_benchmark, summarize
 from m2rl.evaluate.backends import hf as hf_backend
+from m2rl.registry import RegistryError
 from m2rl.spec.evaluate import BenchmarkSpec, EvaluateSpec
 
 SETTINGS = EvaluateSpec(batch_size=2, bootstrap=100, score_workers=1)
@@ -210,9 +211,9 @@ def test_bad_input_fails_before_generation(case, tiny_model, tmp_path, monkeypat
         "unknown benchmark": "unknown benchmark 'aime2024'",
         "missing dataset": r"aime24: dataset file .*/missing.parquet not found",
         "no weights": r"model .*empty-model.*no \*.safetensors weights",
-        "unknown backend": "unknown backend 'sglang'",
+        "unknown backend": "evaluate.backend: unknown evaluation backend 'sglang'; known: hf, vllm",
         "duplicate": "benchmark 'builtin_math' listed twice",
-        "unknown verifier": r"builtin_math: record 'r1': unknown verifier type 'oracle'",
+        "unknown verifier": r"builtin_math: record 'r1': verifier.type: unknown verifier type 'oracle'",
     }[case]
     if case == "unknown benchmark":
         specs = [specs[0], BenchmarkSpec(name="aime2024")]
@@ -231,7 +232,7 @@ def test_bad_input_fails_before_generation(case, tiny_model, tmp_path, monkeypat
                                                    "prompt": [{"role": "user", "content": "1?"}],
                                                    "verifier": {"type": "oracle"}}])
         specs = [BenchmarkSpec(name="builtin_math", path=str(tmp_path / "eval.parquet"))]
-    with pytest.raises(EvalError, match=match):
+    with pytest.raises((EvalError, RegistryError), match=match):
         evaluate(model, specs, str(tmp_path / "out"), backend=backend, settings=SETTINGS, track=False)
     assert Recorder.built == 0 and not (tmp_path / "out").exists()
 

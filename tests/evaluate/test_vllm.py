@@ -83,6 +83,10 @@ def test_engine_kwargs_from_the_spec():
     assert kw == {"model": "/m", "tokenizer": "/m", "tensor_parallel_size": 4, "gpu_memory_utilization": 0.8,
                   "seed": 3, "trust_remote_code": False, "max_model_len": 40960}
     assert "max_model_len" not in vb.engine_kwargs("/m", BackendOptions())
+    # backend options: only those set reach vllm.LLM (vLLM keeps its own defaults for the rest)
+    extra = vb.VllmOptions(enforce_eager=True, max_num_seqs=64)
+    kw2 = vb.engine_kwargs("/m", BackendOptions(extra=extra))
+    assert kw2["enforce_eager"] is True and kw2["max_num_seqs"] == 64 and "dtype" not in kw2
     inspect.signature(LLM).bind("/m", **{k: v for k, v in kw.items() if k != "model"})
 
 
@@ -100,12 +104,14 @@ def test_requests_are_the_hf_backends_tokens(tiny_model):
 
 def test_stage_with_the_vllm_backend(fake_vllm, tiny_model, tmp_path):
     settings = EvaluateSpec(backend="vllm", tensor_parallel_size=2, gpu_memory_utilization=0.5, seed=7,
-                            batch_size=2, bootstrap=50, score_workers=1)
+                            batch_size=2, bootstrap=50, score_workers=1,
+                            backend_options={"enforce_eager": True, "dtype": "bfloat16"})
     specs = [BenchmarkSpec(name="builtin_math", k=3, limit=3, max_new_tokens=64, temperature=0.6)]
     res = evaluate(tiny_model, specs, str(tmp_path / "e"), settings=settings, track=False)
     (llm,) = LLM.instances
     assert llm.kwargs["tensor_parallel_size"] == 2 and llm.kwargs["gpu_memory_utilization"] == 0.5
     assert llm.kwargs["seed"] == 7 and llm.kwargs["model"] == tiny_model
+    assert llm.kwargs["enforce_eager"] is True and llm.kwargs["dtype"] == "bfloat16"  # evaluate.backend_options
     prompts, params = llm.requests[0]
     assert all(set(p) == {"prompt_token_ids"} for p in prompts)
     assert [(p.n, p.temperature, p.top_p, p.max_tokens) for p in params] == [(3, 0.6, 0.7, 64)] * len(prompts)

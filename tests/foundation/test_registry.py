@@ -222,3 +222,19 @@ def test_flags_are_resolved_like_the_spec(tmp_path):
     res = runner.invoke(app, ["eval", "random:tiny", "--benchmark", "aime2024", "--out", str(tmp_path / "e")])
     assert res.exit_code == 2 and "unknown benchmark 'aime2024'" in res.output and "did you mean 'aime24'" in res.output
     assert not (tmp_path / "o").exists() and not (tmp_path / "e").exists()
+
+
+def test_first_use_from_many_threads_sees_every_entry():
+    """Threads that look names up while the first one is still importing the package wait for it (the
+    OpenRLHF reward hook is called from a thread pool, so the verifier registry loads under concurrency)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from m2rl.registry import VERIFIERS\n"
+        "with ThreadPoolExecutor(8) as pool:\n"
+        "    seen = list(pool.map(lambda _: tuple(VERIFIERS.names()), range(16)))\n"
+        "assert len(set(seen)) == 1 and len(seen[0]) == 5, seen\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

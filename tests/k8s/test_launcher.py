@@ -257,7 +257,7 @@ def test_launch_training_builds_and_runs(manifest):
     assert result.exit_code == 0
     (created,) = server.objects.values()
     assert created["metadata"]["labels"]["m2rl.io/run"] == "code"
-    assert "--domain code" in created["spec"]["entrypoint"]
+    assert "--run code" in created["spec"]["entrypoint"]
 
 
 @pytest.mark.parametrize(

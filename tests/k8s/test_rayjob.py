@@ -179,8 +179,8 @@ def test_cli_dry_run_prints_a_valid_manifest(rayjob_validator):
 
     from m2rl.cli import app
 
-    result = CliRunner().invoke(app, ["rayjob", str(PAPER), "--domain", "math", "--data", CMD[5], "--base", CMD[7],
-                                      "--out", CMD[9], "--dry-run"])
+    result = CliRunner().invoke(app, ["rayjob", str(PAPER), "--domain", "math", "--data", CMD[6], "--base", CMD[8],
+                                      "--out", CMD[10], "--dry-run"])
     assert result.exit_code == 0, result.output
     manifest = yaml.safe_load(result.stdout)
     assert _errors(rayjob_validator, manifest) == []
@@ -195,3 +195,14 @@ def test_strict_schema_catches_unknown_fields(rayjob_validator, paper):
     manifest["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["resource"] = {}
     errors = _errors(rayjob_validator, manifest)
     assert len(errors) == 2 and all("Additional properties" in e for e in errors)
+
+
+def test_train_command_is_what_m2rl_train_accepts():
+    """The RayJob's driver command parses with the real `m2rl train` command line (no option it lacks)."""
+    import typer.main
+
+    from m2rl.cli import app as cli_app
+
+    train = typer.main.get_command(cli_app).commands["train"]
+    ctx = train.make_context("train", list(CMD[2:]))
+    assert ctx.params["run"] == "math" and ctx.params["data"] == CMD[6] and ctx.params["out"] == CMD[10]

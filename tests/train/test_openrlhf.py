@@ -106,6 +106,18 @@ def test_kl_settings_and_reward_service_parse(openrlhf_parser):
     assert any("Recommend setting k2 to 'k1'" in w for w in warnings)  # OpenRLHF's own advice is surfaced
 
 
+def test_backend_options_extra_args_reach_the_command_and_parse(openrlhf_parser, tmp_path):
+    train = {**PAPER["train"], "backend_options": {"extra_args": ["--vllm.enforce_eager", "--actor.adam.betas",
+                                                                  "0.9", "0.98"]}}
+    spec = spec_from_dict({**PAPER, "train": train})
+    cmd = describe(spec, "math", "s3://b/data/train/math.parquet", spec.base_model, "s3://b/models/single-math")
+    assert cmd[-4:] == ["--vllm.enforce_eager", "--actor.adam.betas", "0.9", "0.98"]
+    args, _ = openrlhf_parser.parse(cmd[3:])
+    assert args.vllm.enforce_eager and list(args.actor.adam.betas) == [0.9, 0.98]
+    with pytest.raises(SpecError, match=r"train.backend_options.extra_arg: unknown parameter.*did you mean 'extra_args'"):
+        spec_from_dict({**PAPER, "train": {**PAPER["train"], "backend_options": {"extra_arg": []}}})
+
+
 def test_renamed_flag_fails(openrlhf_parser):
     argv = openrlhf_args(spec_from_dict(PAPER).train, steps=200, paths=PATHS, run_name="x")
     old_style = [a.replace("--rollout.n_samples_per_prompt", "--n_samples_per_prompt") for a in argv]

@@ -33,6 +33,7 @@ def analyze_cmd(
     from m2rl.analysis.stage import inputs_from_layout
     from m2rl.checkpoint import CheckpointError
     from m2rl.names import Layout
+    from m2rl.registry import RegistryError
 
     s = _spec(spec)
     root = artifact_root or s.artifact_root
@@ -50,7 +51,7 @@ def analyze_cmd(
         with tracking.command_run("analyze", s):
             result = analyze(s, args["models"], args["base"], args["evals"], args.get("train_cards") or {},
                              out or Layout(root).analysis)
-    except (AnalysisError, CheckpointError, storage.StorageError) as exc:
+    except (AnalysisError, CheckpointError, RegistryError, storage.StorageError) as exc:
         _fail(str(exc))
     for name, status in result.sections.items():
         typer.echo(f"  {name:<12} {status}  ({result.seconds.get(name, 0):.1f}s)")

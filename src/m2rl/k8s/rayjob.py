@@ -61,8 +61,8 @@ def check_name(name: str) -> str:
 def train_command(
     run: str, data: str, base: str, out: str, spec_path: str = IN_CLUSTER_SPEC, extra: Sequence[str] = ()
 ) -> list[str]:
-    """The training entrypoint of the training issue: `m2rl train SPEC --domain --data --base --out`."""
-    return ["m2rl", "train", spec_path, "--domain", run, "--data", data, "--base", base, "--out", out, *extra]
+    """The training entrypoint: `m2rl train SPEC --run <domain|mix> --data --base --out`."""
+    return ["m2rl", "train", spec_path, "--run", run, "--data", data, "--base", base, "--out", out, *extra]
 
 
 def needs_rayjob(spec: StudySpec) -> bool:
