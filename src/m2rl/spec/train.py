@@ -58,7 +58,7 @@ class TrainSpec(StrictModel):
     bf16: bool = Field(default=True, description="bf16 training (OpenRLHF).")
     gradient_checkpointing: bool = Field(default=True, description="Gradient checkpointing (OpenRLHF).")
     packing_samples: bool = Field(default=True, description="Pack samples without padding (OpenRLHF).")
-    nodes: int = Field(default=1, ge=1, description="Nodes for one training job (>1 uses a RayJob).")
+    nodes: int = Field(default=1, ge=1, description="Nodes of one OpenRLHF training job (`m2rl rayjob` runs it as a RayJob).")
     gpus_per_node: int = Field(default=8, ge=1, description="GPUs per node.")
     vllm: VllmSpec = Field(default_factory=VllmSpec, description="vLLM rollout settings (OpenRLHF).")
     reward_url: str | None = Field(
