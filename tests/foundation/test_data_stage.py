@@ -142,3 +142,16 @@ def test_nemotron_input_from_s3(tmp_path, s3_env):
     storage.upload_file(jsonl, f"{s3_env}/raw/blend/part-0.jsonl")
     res = run_data_stage(nemotron_spec(f"{s3_env}/raw/blend/"), str(tmp_path / "out"))
     assert res.counts["math"]["train"] + res.counts["math"]["eval"] == 20 and res.rejects == 0
+
+
+def test_bfcl_possible_answer_ground_truth_is_kept_and_scores():
+    """A tool-call row whose ground truth is in BFCL's possible_answer layout loads unchanged (issue 16)."""
+    from m2rl import verifiers
+
+    gt = [{"calculate_triangle_area": {"base": [10], "height": [5], "unit": ["units", ""]}}]
+    rec = adapt_row({"dataset": "bfcl-workbench", "responses_create_params": {"input": "Area of a 10 x 5 triangle?"},
+                     "ground_truth": json.dumps(gt)}, "r")
+    assert rec["domain"] == "agent" and rec["verifier"]["ground_truth"] == gt
+    call = '<tool_call>\n{"name": "calculate_triangle_area", "arguments": {"base": 10, "height": 5}}\n</tool_call>'
+    assert verifiers.score(rec, call).value == 1.0
+    assert verifiers.score(rec, call.replace("10", "11")).value == 0.0

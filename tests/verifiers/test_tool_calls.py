@@ -26,7 +26,7 @@ def test_hermes_tags_exact_match():
 
 
 def test_normalisation_key_order_numbers_and_json_text():
-    reordered = {"name": "get_weather", "arguments": {"days": 3.0, "city": "Paris"}}
+    reordered = {"name": "get_weather", "arguments": {"days": 3, "city": "Paris"}}
     as_text = {"name": "add_todo", "arguments": '{ "priority" : "low",\n "task":"buy milk" }'}
     assert score(rec(), tagged(reordered, as_text)).value == 1.0
     gt_text = [{"name": c["name"], "arguments": json.dumps(c["arguments"])} for c in GT]
@@ -51,7 +51,9 @@ def test_openai_style_json():
 
 def test_modes():
     swapped = tagged(GT[1], GT[0])
-    assert score(rec(), swapped).value == 0.0
+    assert score(rec(mode="exact"), swapped).value == 0.0
+    assert score(rec(category="multi_turn_base"), swapped).value == 0.0
+    assert score(rec(), swapped).value == 1.0  # unordered by default, as BFCL scores parallel calls
     assert score(rec(mode="unordered"), swapped).value == 1.0
     assert score(rec(mode="f1"), swapped).value == 1.0
     half = score(rec(mode="f1"), tagged(GT[0]))
@@ -67,6 +69,7 @@ def test_unparsable_block_counts_as_a_wrong_call_and_unclosed_block_counts():
     assert parse_calls("<tool_call>{not json}</tool_call>")[0][0] == "<unparsable>"
     assert score(rec(GT[:1]), "<tool_call>" + json.dumps(GT[0])).value == 1.0
     assert score(rec(), "<think>" + tagged(*GT) + "</think>nothing").value == 0.0
+    assert score(rec(GT[:1]), "<tool_call>```json\n" + json.dumps(GT[0]) + "\n```</tool_call>").value == 1.0
 
 
 def test_bad_ground_truth_is_a_zero_with_reason():

@@ -84,8 +84,12 @@ def _tool_calls(gt: Any) -> list[dict[str, Any]]:
         raise RowError("ground_truth must be a list of tool calls")
     calls = []
     for i, c in enumerate(gt):
+        if isinstance(c, dict) and "name" not in c and len(c) == 1 and isinstance(next(iter(c.values())), dict):
+            # BFCL's possible_answer layout {function: {argument: [accepted values]}}: kept as it is
+            calls.append(c)
+            continue
         if not isinstance(c, dict) or not isinstance(c.get("name"), str):
-            raise RowError(f"ground_truth[{i}] needs a name")
+            raise RowError(f"ground_truth[{i}] needs a name, or BFCL's {{function: {{argument: [values]}}}} form")
         args = c.get("arguments", {})
         if isinstance(args, str):
             try:

@@ -1,21 +1,36 @@
-"""The `tool_calls` verifier: the model's tool calls match `verifier.ground_truth` (a list of {name, arguments}).
+"""The `tool_calls` verifier: the model's tool calls match `verifier.ground_truth`, scored as BFCL's AST checker does.
 
-Calls are read from `<tool_call>{…}</tool_call>` blocks (Hermes/Qwen style; an unclosed last block
+Ground truth, either form (or its JSON text):
+- a list of `{name, arguments}`: each argument has exactly that one accepted value;
+- BFCL's `possible_answer` layout, loaded unchanged: a list of `{function_name: {argument: [accepted
+  values, ...]}}`, where `""` in a list marks the argument optional (it may be omitted). A whole BFCL
+  row `{"id", "ground_truth": [...]}` is accepted too.
+
+Calls are read from `<tool_call>{...}</tool_call>` blocks (Hermes/Qwen style; an unclosed last block
 counts) and, when there are none, from OpenAI-style JSON in the response: `{"tool_calls": [{"function":
-{"name", "arguments"}}]}`, a list of calls, or one call (fenced or bare). Arguments may be a dict or
-JSON text. Calls compare by name and by their arguments after JSON normalisation (key order,
-whitespace, `1` vs `1.0`).
+{"name", "arguments"}}]}`, a list of calls, one call, or BFCL's decoded `{name: {args}}` (fenced or bare).
+Arguments may be a dict or JSON text.
 
-Modes (`verifier.mode`): `exact` (default; the same calls in the same order), `unordered` (the same
-multiset of calls), `f1` (partial credit: F1 of the matched calls; also what `verifier.reward:
-fraction` selects).
+Value matching (BFCL `ast_checker`): strings compare after BFCL's `standardize_string` (lower case, spaces
+and `,./-_*^` removed, `'` read as `"`); an int is accepted where the gold is a float (`7` for `7.0`),
+never the reverse: `7.0` for an integer gold is wrong (BFCL's Python type check), as is `"7"`; when
+`verifier.tools` declares an argument's type, that decides instead (a `number`/`float` argument takes
+`10.0` and `10` for a gold `10`; an `integer` one never takes `7.0`), as BFCL reads the function doc; booleans
+are never numbers (`true` is not `1`); lists compare element-wise in order, dicts key by key (in the BFCL
+form a nested dict's values are again lists of accepted values); an unexpected argument or a missing
+non-optional one is wrong. A name also matches with `.` written as `_` (OpenAI-style names cannot hold dots,
+BFCL makes the same conversion).
+
+Modes (`verifier.mode`): `unordered` (default, as BFCL scores parallel calls: the same set of calls in
+any order, each response call used once), `exact` (the same calls in the same order; chosen by default
+when `verifier.category` names a multi-turn / multi-step task), `f1` (partial credit: F1 of the matched
+calls; also what `verifier.reward: fraction` selects).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 from typing import Any, Literal
 
 from pydantic import Field
@@ -25,25 +40,26 @@ from m2rl.verifiers.registry import Score, register_verifier
 
 MODES = ("exact", "unordered", "f1")
 MAX_JSON_STARTS = 64
+MAX_MATCH_CALLS = 64  # above this many calls, unordered matching is greedy (as BFCL's) instead of maximal
 _OPEN, _CLOSE = "<tool_call>", "</tool_call>"
+_ORDERED_CATEGORIES = ("multi_turn", "multi-turn", "multiturn", "multi_step", "multi-step", "sequential")
+_STRIP = str.maketrans("", "", " ,./-_*^")
 _decoder = json.JSONDecoder()
+_UNPARSABLE = "<unparsable>"
 
 
 class ToolCallError(ValueError):
-    """Ground truth that is not a list of {name, arguments}."""
+    """Ground truth that is neither a list of {name, arguments} nor BFCL's possible_answer layout."""
 
 
 def _norm(value: Any, depth: int = 0) -> Any:
+    """JSON-like data with string keys, bounded depth; number types are kept (7 and 7.0 differ)."""
     if depth > 64:
         raise ToolCallError("arguments nested too deeply")
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, int):
+    if isinstance(value, (bool, int, str)) or value is None:
         return value
     if isinstance(value, float):
-        if math.isfinite(value) and value == int(value) and abs(value) < 2**53:
-            return int(value)
-        return value
+        return value if math.isfinite(value) else str(value)
     if isinstance(value, dict):
         return {str(k): _norm(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -66,25 +82,32 @@ def _args(raw: Any) -> Any:
 
 
 def canonical(name: Any, arguments: Any) -> tuple[str, str]:
-    """A call's comparable form: (name, its arguments as canonical JSON)."""
+    """A call's printable form: (name, its arguments as canonical JSON)."""
     args = _norm(_args(arguments))
     return str(name).strip(), json.dumps(args, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def _call_of(obj: Any) -> tuple[str, str] | None:
+Call = tuple[str, Any]  # (name, arguments as JSON-like data)
+
+
+def _call_of(obj: Any, *, bfcl_decoded: bool = True) -> Call | None:
     if not isinstance(obj, dict):
         return None
     fn = obj.get("function")
     if isinstance(fn, dict) and "name" in fn:
         obj = fn
     name = obj.get("name")
-    if not isinstance(name, str) or not name.strip():
-        return None
-    args = obj.get("arguments", obj.get("parameters", {}))
-    return canonical(name, args)
+    if isinstance(name, str) and name.strip():
+        return name.strip(), _norm(_args(obj.get("arguments", obj.get("parameters", {}))))
+    if bfcl_decoded and len(obj) == 1:  # BFCL's decoded form: {"func_name": {"arg": value}}
+        (key, val), = obj.items()
+        val = _args(val)
+        if isinstance(key, str) and key.strip() and key not in ("tool_calls", "function") and isinstance(val, dict):
+            return key.strip(), _norm(val)
+    return None
 
 
-def _calls_of(obj: Any) -> list[tuple[str, str]] | None:
+def _calls_of(obj: Any) -> list[Call] | None:
     if isinstance(obj, dict) and isinstance(obj.get("tool_calls"), list):
         obj = obj["tool_calls"]
     if isinstance(obj, list):
@@ -94,10 +117,10 @@ def _calls_of(obj: Any) -> list[tuple[str, str]] | None:
     return [one] if one is not None else None
 
 
-def _tagged(text: str) -> list[tuple[str, str]] | None:
+def _tagged(text: str) -> list[Call] | None:
     if _OPEN not in text:
         return None
-    calls: list[tuple[str, str]] = []
+    calls: list[Call] = []
     pos = 0
     while True:
         start = text.find(_OPEN, pos)
@@ -113,14 +136,14 @@ def _tagged(text: str) -> list[tuple[str, str]] | None:
         try:
             obj = json.loads(body)
         except ValueError:
-            calls.append(("<unparsable>", body[:200]))
+            calls.append((_UNPARSABLE, body[:200]))
             continue
         got = _calls_of(obj)
-        calls.extend(got if got else [("<unparsable>", body[:200])])
+        calls.extend(got if got else [(_UNPARSABLE, body[:200])])
     return calls
 
 
-def _json_calls(text: str) -> list[tuple[str, str]]:
+def _json_calls(text: str) -> list[Call]:
     s = text.strip()
     if s.startswith("```"):
         s = s.strip("`").strip()
@@ -152,34 +175,177 @@ def _json_calls(text: str) -> list[tuple[str, str]]:
     return []
 
 
-def parse_calls(text: str) -> list[tuple[str, str]]:
-    """The model's tool calls in `text`, each as (name, canonical JSON arguments)."""
+def read_calls(text: str) -> list[Call]:
+    """The model's tool calls in `text`, each as (name, arguments)."""
     tagged = _tagged(text)
     return tagged if tagged is not None else _json_calls(text)
 
 
-def _ground_truth(meta: Any) -> list[tuple[str, str]]:
+def parse_calls(text: str) -> list[tuple[str, str]]:
+    """The model's tool calls in `text`, each as (name, canonical JSON arguments)."""
+    return [(n, a) if n == _UNPARSABLE else canonical(n, a) for n, a in read_calls(text)]
+
+
+# ---- the gold side: per call, per argument, the accepted values (BFCL's possible_answer) ----
+
+class Expected:
+    """One expected call: its name and, per argument, the accepted values (`""` among them: optional)."""
+
+    __slots__ = ("name", "params", "bfcl", "types")
+
+    def __init__(self, name: str, params: dict[str, list[Any]], bfcl: bool) -> None:
+        self.name, self.params, self.bfcl = name, params, bfcl
+        self.types: dict[str, str] = {}  # argument -> its declared JSON-schema type, from `verifier.tools`
+
+
+def _declared_types(tools: Any) -> dict[str, dict[str, str]]:
+    """Per function, per argument, the declared type (OpenAI `{"type": "function", "function": ...}` or
+    BFCL's function docs `{"name", "parameters": {"properties"}}`)."""
+    out: dict[str, dict[str, str]] = {}
+    if isinstance(tools, dict):
+        tools = [tools]
+    if not isinstance(tools, list):
+        return out
+    for t in tools[:256]:
+        fn = t.get("function", t) if isinstance(t, dict) else None
+        props = fn.get("parameters", {}).get("properties") if isinstance(fn, dict) and isinstance(
+            fn.get("parameters"), dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("name"), str) and isinstance(props, dict):
+            out[fn["name"]] = {str(k): str(v.get("type", "")).lower() for k, v in props.items() if isinstance(v, dict)}
+    return out
+
+
+def _is_bfcl_call(obj: Any) -> bool:
+    if not isinstance(obj, dict) or len(obj) != 1 or "name" in obj or "function" in obj:
+        return False
+    (val,) = obj.values()
+    return isinstance(val, dict) and all(isinstance(v, list) for v in val.values())
+
+
+def _ground_truth(meta: Any) -> list[Expected]:
     gt = meta.get("ground_truth")
     if isinstance(gt, str):
         try:
             gt = json.loads(gt)
         except ValueError:
             raise ToolCallError("verifier.ground_truth is not valid JSON") from None
+    if isinstance(gt, dict) and "ground_truth" in gt and "name" not in gt:  # a whole BFCL possible_answer row
+        gt = gt["ground_truth"]
     if isinstance(gt, dict):
         gt = [gt]
     if not isinstance(gt, list):
-        raise ToolCallError("verifier.ground_truth must be a list of {name, arguments}")
+        raise ToolCallError("verifier.ground_truth must be a list of {name, arguments} or BFCL's possible_answer")
     out = []
     for i, call in enumerate(gt):
-        got = _call_of(call)
+        if _is_bfcl_call(call):
+            (name, params), = call.items()
+            out.append(Expected(str(name).strip(), {str(k): _norm(v) for k, v in params.items()}, True))
+            continue
+        got = _call_of(call)  # {name, arguments}, or BFCL's decoded {name: {argument: value}}
         if got is None:
             raise ToolCallError(f"verifier.ground_truth[{i}] has no name")
-        out.append(got)
+        name, args = got
+        if not isinstance(args, dict):
+            raise ToolCallError(f"verifier.ground_truth[{i}] arguments are not an object")
+        out.append(Expected(name, {k: [v] for k, v in args.items()}, False))
+    types = _declared_types(meta.get("tools"))
+    for exp in out:
+        exp.types = types.get(exp.name, {})
     return out
 
 
+def standardize_string(s: str) -> str:
+    """BFCL's `standardize_string`: drop spaces and `,./-_*^`, lower-case, `'` as `"`."""
+    return s.translate(_STRIP).lower().replace("'", '"')
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _value_ok(got: Any, gold: Any, alt_dicts: bool, depth: int = 0) -> bool:
+    """`got` matches one concrete gold value (see the module docstring for the policy)."""
+    if depth > 64:
+        return False
+    if isinstance(gold, bool) or gold is None:
+        return type(got) is type(gold) and got == gold
+    if isinstance(gold, str):
+        return isinstance(got, str) and standardize_string(got) == standardize_string(gold)
+    if isinstance(gold, float):  # ints are accepted where a float is expected (BFCL: Python int -> float)
+        return _is_num(got) and float(got) == gold
+    if isinstance(gold, int):  # but not the reverse: 7.0 for an integer is a type error in BFCL
+        return isinstance(got, int) and not isinstance(got, bool) and got == gold
+    if isinstance(gold, list):
+        return (isinstance(got, list) and len(got) == len(gold)
+                and all(_value_ok(g, w, alt_dicts, depth + 1) for g, w in zip(got, gold, strict=True)))
+    if isinstance(gold, dict):
+        if not isinstance(got, dict):
+            return False
+        if not alt_dicts:
+            return got.keys() == gold.keys() and all(_value_ok(got[k], gold[k], False, depth + 1) for k in gold)
+        return _params_ok(got, {k: v if isinstance(v, list) else [v] for k, v in gold.items()}, True, depth + 1)
+    return bool(got == gold)
+
+
+def _accepted(got: Any, accepted: list[Any], alt_dicts: bool, depth: int) -> bool:
+    return any(_value_ok(got, a, alt_dicts, depth) for a in accepted)
+
+
+def _params_ok(got: dict, params: dict[str, list[Any]], alt_dicts: bool, depth: int = 0,
+               types: dict[str, str] | None = None) -> bool:
+    for key, value in got.items():
+        if key not in params:
+            return False  # an unexpected argument
+        declared = types.get(key) if types else None
+        if declared in ("number", "float", "double") and _is_num(value):  # a float parameter: 10.0 == 10
+            if not any(_is_num(a) and float(a) == float(value) for a in params[key]):
+                return False
+        elif declared == "integer" and not (isinstance(value, int) and not isinstance(value, bool)):
+            return False  # 7.0 for an integer parameter: BFCL's type error
+        elif not _accepted(value, params[key], alt_dicts, depth):
+            return False  # a value none of the accepted ones match
+    return all(key in got or (alt_dicts and "" in accepted) for key, accepted in params.items())
+
+
+def call_matches(call: Call, exp: Expected) -> bool:
+    """One response call satisfies one expected call: same name, every argument accepted."""
+    name, args = call
+    if name != exp.name and name != exp.name.replace(".", "_"):
+        return False
+    if isinstance(args, str) and not args.strip():
+        args = {}
+    return isinstance(args, dict) and _params_ok(args, exp.params, exp.bfcl, 0, exp.types)
+
+
+def _matching(got: list[Call], expected: list[Expected]) -> int:
+    """The most expected calls that distinct response calls satisfy (augmenting paths; greedy when large)."""
+    ok = [[j for j, c in enumerate(got) if call_matches(c, e)] for e in expected]
+    owner: dict[int, int] = {}
+    if len(got) > MAX_MATCH_CALLS or len(expected) > MAX_MATCH_CALLS:
+        for i, cands in enumerate(ok):
+            free = next((j for j in cands if j not in owner), None)
+            if free is not None:
+                owner[free] = i
+        return len(owner)
+
+    def augment(i: int, seen: set[int]) -> bool:
+        for j in ok[i]:
+            if j not in seen:
+                seen.add(j)
+                if j not in owner or augment(owner[j], seen):
+                    owner[j] = i
+                    return True
+        return False
+
+    return sum(augment(i, set()) for i in range(len(expected)))
+
+
 def _mode(meta: Any) -> str:
-    mode = str(meta.get("mode") or "exact").lower()
+    raw = meta.get("mode")
+    if not raw:
+        category = str(meta.get("category") or "").lower()
+        raw = "exact" if any(c in category for c in _ORDERED_CATEGORIES) else "unordered"
+    mode = str(raw).lower()
     if mode in ("partial", "fraction"):
         mode = "f1"
     if meta.get("reward") == "fraction":
@@ -193,13 +359,26 @@ class ToolCallsParams(StrictModel):
     """The `tool_calls` verifier's metadata."""
 
     ground_truth: list[Any] | dict[str, Any] | str | None = Field(
-        default=None, description="Expected calls: a list of {name, arguments} (or its JSON text)."
+        default=None,
+        description="Expected calls: a list of {name, arguments}, or BFCL's possible_answer list of "
+                    "{function: {argument: [accepted values]}} (\"\" marks optional), or its JSON text.",
     )
     mode: Literal["exact", "unordered", "f1", "partial", "fraction"] | None = Field(
-        default=None, description="exact (default): same calls in order; unordered; f1 (partial credit)."
+        default=None,
+        description="unordered (default; BFCL parallel): same calls in any order; exact: same order; f1: partial credit.",
+    )
+    category: str | None = Field(
+        default=None,
+        description="The source's task category (e.g. BFCL's parallel_multiple); multi_turn/multi_step "
+                    "select exact order when mode is unset.",
     )
     reward: Literal["binary", "fraction"] | None = Field(
         default=None, description="fraction: partial credit (the same as mode f1)."
+    )
+    tools: list[Any] | dict[str, Any] | None = Field(
+        default=None,
+        description="The offered functions (OpenAI tools or BFCL function docs); declared number/integer "
+                    "argument types decide 10.0 vs 10 as BFCL's type check does.",
     )
 
 
@@ -207,23 +386,22 @@ class ToolCallsParams(StrictModel):
 def verify_tool_calls(response: str, label: str, meta: Any) -> Score:
     expected = _ground_truth(meta)
     mode = _mode(meta)
-    got = parse_calls(response)
-    matched = sum((Counter(expected) & Counter(got)).values())
-    details: dict[str, Any] = {"mode": mode, "calls": [n for n, _ in got], "expected": [n for n, _ in expected],
+    got = read_calls(response)
+    matched = _matching(got, expected)
+    details: dict[str, Any] = {"mode": mode, "calls": [n for n, _ in got], "expected": [e.name for e in expected],
                                "matched": matched}
     if mode == "exact":
-        value = 1.0 if got == expected else 0.0
+        value = 1.0 if len(got) == len(expected) and all(map(call_matches, got, expected)) else 0.0
     elif mode == "unordered":
-        value = 1.0 if Counter(got) == Counter(expected) else 0.0
+        value = 1.0 if len(got) == len(expected) == matched else 0.0
     else:
         if not got and not expected:
             value = 1.0
-        elif not got or not expected:
+        elif not got or not expected or matched == 0:
             value = 0.0
         else:
             p, r = matched / len(got), matched / len(expected)
-            value = 0.0 if matched == 0 else 2 * p * r / (p + r)
+            value = 2 * p * r / (p + r)
     if value < 1.0:
         details["reason"] = "no tool call found" if not got else "tool calls differ from the ground truth"
     return Score(value, details)
-
