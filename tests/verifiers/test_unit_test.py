@@ -194,3 +194,21 @@ def test_hostile_programs_score_in_range_within_the_timeout(name):
     assert took < 2 * (1 + 1) + 6, f"{name} took {took:.1f}s"
     if name != "escaped child":
         assert s.value == 0.0, (name, s.details)
+
+
+def test_leading_blank_line_and_trailing_white_space_in_output_pass():
+    # LiveCodeBench strips the whole prediction before splitting it into lines
+    assert stdout_matches("\n3\n", "3")
+    assert stdout_matches("\n\n  \n3 4  \n5\t\n\n", "3 4\n5\n")
+    assert stdout_matches("3\n4   \n\n", "3\n4")
+    assert stdout_matches("\n0.3333333\n", "0.333333333")  # float tolerance kept after stripping
+    assert stdout_matches("\n 1   2\n", "1 2")  # token comparison kept
+    assert not stdout_matches("\n3\n\n4\n", "3\n4")  # a blank line inside the output still counts
+    assert not stdout_matches("\n", "3")
+    assert stdout_matches("", "")
+
+
+def test_leading_blank_line_program_passes_and_exit_one_fails():
+    code = "import sys\na, b = map(int, sys.stdin.read().split())\nprint()\nprint(a + b, '  ')\n"
+    assert verify(fenced(code), "", SUM).value == 1.0
+    assert verify(fenced(SUM_OK + "sys.exit(1)\n"), "", SUM).value == 0.0

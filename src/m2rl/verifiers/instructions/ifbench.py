@@ -102,6 +102,11 @@ def _trigrams(tokens: list[str]) -> set[tuple[str, str, str]]:
 
 @instruction("ratio:overlap", S, ("reference_text", "percentage"))
 def overlap(text: str, a: Args) -> bool:
+    """Exactly IFBench's `NGramOverlapChecker`: the *set* of word-token trigrams
+    (`set(nltk.ngrams(nltk.word_tokenize(x), 3))`, case-sensitive, punctuation tokens included) of the
+    response and of `reference_text`; overlap = |shared| / |response's distinct trigrams| * 100, which
+    must lie within `percentage` +- 2 (inclusive); a response with no trigram fails. M2RL's
+    Treebank-like `word_tokenize` stands in for NLTK's."""
     ngrams = _trigrams(word_tokenize(text))
     ref = _trigrams(word_tokenize(a.str("reference_text")))
     if not ngrams:

@@ -2,6 +2,10 @@
 
 Semantics adapted from google-research `instruction_following_eval/instructions.py` (Apache-2.0, as in
 lm-eval's `ifeval` task). Differences, all deliberate:
+- forbidden words need a word boundary only on a side where the word starts/ends with a word
+  character (the reference's `\\b...\\b` never matches `c++` or `e.g.` before a space);
+- `letter_frequency` counts any single character (`#`, `!`), case-insensitively, as the reference's
+  Counter does;
 - kwargs that the reference draws at random when unset are required (see the package docstring);
 - keywords, end phrases and section markers are matched literally (the reference passes them to `re`
   unescaped, so `C++` would raise);
@@ -36,16 +40,27 @@ def keywords_frequency(text: str, a: Args) -> bool:
     return compare(n, a.relation(), a.int("frequency"))
 
 
+def word_pattern(word: str) -> re.Pattern[str]:
+    """`word` literally, case-insensitive, as a whole word: the reference's `\\bword\\b`, except that a
+    boundary is only required on a side where `word` begins/ends with a word character, so `c++`,
+    `$100` and `e.g.` match (`\\b` after `+` would need a word character to follow)."""
+    head = r"(?<!\w)" if word[:1].isalnum() or word[:1] == "_" else ""
+    tail = r"(?!\w)" if word[-1:].isalnum() or word[-1:] == "_" else ""
+    return re.compile(head + re.escape(word) + tail, re.IGNORECASE)
+
+
 @instruction("keywords:forbidden_words", S, ("forbidden_words",))
 def forbidden_words(text: str, a: Args) -> bool:
-    return not any(re.search(r"\b" + re.escape(w) + r"\b", text, re.IGNORECASE) for w in a.strs("forbidden_words"))
+    return not any(word_pattern(w).search(text) for w in a.strs("forbidden_words") if w)
 
 
 @instruction("keywords:letter_frequency", S, ("letter", "let_frequency", "let_relation"))
 def letter_frequency(text: str, a: Args) -> bool:
+    # the reference counts `Counter(value.lower())[letter]`: a non-letter (`#`, `!` in IFEval's data)
+    # is counted as that character
     letter = a.str("letter").lower()
-    if len(letter) != 1 or not ("a" <= letter <= "z"):
-        raise a._bad("letter", "one letter a-z")
+    if len(letter) != 1:
+        raise a._bad("letter", "one character")
     return compare(text.lower().count(letter), a.relation("let_relation"), a.int("let_frequency"))
 
 

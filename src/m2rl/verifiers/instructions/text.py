@@ -99,8 +99,18 @@ _SUFFIX = re.compile(" " + _SUFFIXES + "[.]")
 _LETTER_DOT = re.compile(" " + _ALPHABETS + "[.]")
 
 
+_LIST_MARKER = re.compile(r"(?m)^([ \t]*[0-9]{1,3})[.]")  # `1.` opening a line: a list item, as punkt
+_VS = re.compile(r"\b(vs|Vs|VS)[.]")
+_ELLIPSIS_LOWER = re.compile(r"\.{2,}(?= +[a-z])")  # `Wait... what` goes on (punkt does not split)
+
+
 def split_into_sentences(text: str) -> list[str]:
-    """Sentences of `text` (IFEval's regex rules: abbreviations, decimals, acronyms, ellipses)."""
+    """Sentences of `text` (IFEval's regex rules: abbreviations, decimals, acronyms, ellipses), plus:
+    a numbered list marker opening a line (`1.`) and `vs.` end no sentence, nor does an ellipsis
+    followed by a lower-case word."""
+    text = _LIST_MARKER.sub("\\1<prd>", text)
+    text = _VS.sub("\\1<prd>", text)
+    text = _ELLIPSIS_LOWER.sub(lambda m: "<prd>" * len(m.group(0)), text)
     text = " " + text + "  "
     text = text.replace("\n", " ")
     text = _PREFIXES.sub("\\1<prd>", text)

@@ -6,7 +6,8 @@ Record metadata (`verifier`): `unit_tests` = {`inputs`, `outputs`} (LiveCodeBenc
 failure; or `fraction`: the share of tests passed), optional `float_tolerance` (default 1e-6).
 
 - stdin/stdout tests: `inputs[i]` is the program's stdin, `outputs[i]` the expected stdout. Outputs are
-  compared line by line after stripping trailing white space (trailing empty lines ignored); lines
+  compared as LiveCodeBench's `testing_util` does: the whole output is stripped (leading blank lines
+  and trailing white space/empty lines ignored), then compared line by line; lines
   that still differ are compared token by token (so the spacing between tokens does not matter, as in
   LiveCodeBench's grader), and tokens that both read as numbers match within the tolerance (relative
   or absolute).
@@ -15,8 +16,10 @@ failure; or `fraction`: the share of tests passed), optional `float_tolerance` (
   JSON value per line (LiveCodeBench), or a JSON object of keyword arguments. `outputs[i]` is the
   expected return value (JSON text or a value); an expected `[x]` also accepts `x` (APPS wraps results).
 
-The exit status does not matter (a correct program may `sys.exit(0)` or write warnings to stderr);
-a crash, timeout or limit counts as a failed test. Programs run in `m2rl.verifiers.sandbox`.
+Exit status policy: `sys.exit(0)` / `sys.exit()` and warnings on stderr do not matter; a non-zero
+exit status (`sys.exit(1)` after correct output included), a crash, timeout or limit fails the test
+(LiveCodeBench runs stdio programs in-process, where a `SystemExit` escapes its `except Exception`
+and fails the test whatever the status; M2RL deliberately accepts a clean exit 0). Programs run in `m2rl.verifiers.sandbox`.
 """
 
 from __future__ import annotations
@@ -92,14 +95,14 @@ def _close(a: float, b: float, tol: float) -> bool:
 
 
 def _lines(text: str) -> list[str]:
-    out = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
-    while out and not out[-1]:
-        out.pop()
-    return out
+    # LiveCodeBench strips the whole output first (`prediction.strip().split("\n")`): leading blank
+    # lines and trailing white space never fail a test
+    return [line.rstrip() for line in text.replace("\r\n", "\n").strip().split("\n")]
 
 
 def stdout_matches(got: str, want: str, tol: float = DEFAULT_TOLERANCE) -> bool:
-    """Line by line after stripping trailing white space; numeric tokens within `tol`."""
+    """Line by line after stripping the whole output (leading blank lines, trailing white space) and
+    each line's trailing white space; differing lines token by token, numeric tokens within `tol`."""
     g, w = _lines(got), _lines(want)
     if g == w:
         return True
