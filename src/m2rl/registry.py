@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -241,6 +242,12 @@ class Registry(Generic[T]):
     def get(self, name: str, where: str = "") -> T:
         return self.entry(name, where).obj
 
+    def find(self, name: str) -> T | None:
+        """The object registered as `name`, or None (one look-up, for hot paths)."""
+        self.load()
+        entry = self._entries.get(name)
+        return entry.obj if entry is not None else None
+
     def problems(self, name: Any, params: Mapping[str, Any] | None = None, *, where: str = "",
                  params_where: str | None = None, domain: str | None = None) -> list[str]:
         """Everything wrong with `name` and its `params` (never raises): one `path: reason` line each.
@@ -273,8 +280,6 @@ class Registry(Generic[T]):
 
 def _doc(obj: Any, module: str) -> str:
     """The object's own docstring, else its module's (a merge method class documented by its file)."""
-    import sys
-
     own = obj.__dict__.get("__doc__") if isinstance(obj, type) else getattr(obj, "__doc__", None)
     return (own or getattr(sys.modules.get(module), "__doc__", None) or "").strip()
 

@@ -23,9 +23,12 @@ from m2rl.registry import (
     VERIFIERS,
     Registry,
 )
+from m2rl.spec.evaluate import EvaluateSpec
+from m2rl.spec.train import TrainSpec
 
-# Defaults of the spec, when a section leaves them out (the pydantic models hold the same values).
-DEFAULT_TRAIN_BACKEND, DEFAULT_EVAL_BACKEND = "trl", "hf"
+# The backends a section that names none gets: the spec models' own defaults.
+DEFAULT_TRAIN_BACKEND = TrainSpec.model_fields["backend"].default
+DEFAULT_EVAL_BACKEND = EvaluateSpec.model_fields["backend"].default
 
 
 def _map(value: Any) -> Mapping[str, Any]:

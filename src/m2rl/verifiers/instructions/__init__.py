@@ -14,6 +14,7 @@ allenai/open-instruct `IFEvalG`), reimplemented without NLTK data and with linea
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any
 
 from pydantic import Field, create_model
 
-from m2rl.registry import INSTRUCTIONS, StrictModel
+from m2rl.registry import INSTRUCTIONS, NoParams, StrictModel
 
 RELATIONS = ("less than", "at least")
 
@@ -116,12 +117,15 @@ class Instruction:
     kwargs: tuple[str, ...]
 
 
-def _kwargs_model(iid: str, source: str, kwargs: Sequence[str]) -> type[StrictModel]:
-    """The kwargs an instruction reads, as a Params model (types are checked by its `Args` reader)."""
-    fields: dict[str, Any] = {
-        k: (Any, Field(default=None, description=f"`{k}` of {iid} ({source}; None: unset)")) for k in kwargs
-    }
-    return create_model(f"Kwargs_{iid.replace(':', '_')}", __base__=StrictModel, **fields)
+@functools.cache
+def _kwargs_model(kwargs: tuple[str, ...]) -> type[StrictModel]:
+    """The kwargs an instruction reads, as a Params model (types are checked by its `Args` reader); one
+    model per distinct kwargs set, none for an instruction without kwargs (built once, at import)."""
+    if not kwargs:
+        return NoParams
+    fields: dict[str, Any] = {k: (Any, Field(default=None, description=f"`{k}` of the instruction (None: unset)"))
+                              for k in kwargs}
+    return create_model("Kwargs_" + "_".join(kwargs), __base__=StrictModel, **fields)
 
 
 def instruction(iid: str, source: str, kwargs: Sequence[str] = ()) -> Callable[[Checker], Checker]:
@@ -129,7 +133,7 @@ def instruction(iid: str, source: str, kwargs: Sequence[str] = ()) -> Callable[[
 
     def deco(fn: Checker) -> Checker:
         doc = (fn.__doc__ or "").strip().split("\n")[0] or f"{source} instruction {iid}"
-        INSTRUCTIONS.register(iid, params=_kwargs_model(iid, source, kwargs), description=doc, source=source)(
+        INSTRUCTIONS.register(iid, params=_kwargs_model(tuple(kwargs)), description=doc, source=source)(
             Instruction(iid, fn, source, tuple(kwargs)))
         return fn
 

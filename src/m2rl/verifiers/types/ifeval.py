@@ -97,7 +97,7 @@ def verify_ifeval(response: str, label: str, meta: Mapping[str, Any]) -> Score:
     unknown: list[str] = []
     for n, (iid, raw) in enumerate(zip(ids, kwargs, strict=True)):
         key = iid if iid not in results else f"{iid}#{n}"
-        ins = INSTRUCTIONS.get(iid) if iid in INSTRUCTIONS else None
+        ins = INSTRUCTIONS.find(iid)
         if ins is None:
             unknown.append(iid)
             results[key] = False
