@@ -1,8 +1,10 @@
 """The unified record: one row of parquet, the form every data source is adapted into once.
 
-`prompt` is a list of chat messages; `verifier` carries `type` plus the type's metadata. In
-parquet the verifier block and the label are stored as JSON text, because their shape differs
-per verifier type (a unit-test table, tool calls, IFEval kwargs) and parquet needs one schema.
+`prompt` is a list of chat messages; `tools` (optional, the prompt side) the OpenAI-style function
+schemas the model is shown through the chat template's `tools=` argument (`render_chat`); `verifier`
+carries `type` plus the type's metadata. In parquet the verifier block and the tools are stored as JSON
+text, because their shape differs per record (a unit-test table, tool calls, IFEval kwargs) and parquet
+needs one schema.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 FIELDS = ("id", "domain", "prompt", "label", "verifier", "source")
+OPTIONAL_FIELDS = ("tools",)
 ROLES = ("system", "user", "assistant", "tool")
 
 SCHEMA = pa.schema(
@@ -31,6 +34,7 @@ SCHEMA = pa.schema(
         pa.field("label", pa.string(), nullable=False),
         pa.field("verifier", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
+        pa.field("tools", pa.string(), nullable=True),
     ]
 )
 
@@ -77,16 +81,77 @@ def validate_record(rec: Mapping[str, Any]) -> dict[str, Any]:
     label = rec["label"]
     if not isinstance(label, (str, int, float)) or isinstance(label, bool):
         raise RecordError(rid, "label", f"must be text or a number, got {type(label).__name__}")
-    return {
+    out = {
         "id": rec["id"], "domain": rec["domain"], "prompt": msgs, "label": str(label),
         "verifier": dict(verifier), "source": rec["source"],
     }
+    tools = _tools(rid, rec.get("tools"))
+    if tools:
+        out["tools"] = tools
+    return out
+
+
+def _tools(rid: str, tools: Any) -> list[dict[str, Any]] | None:
+    """The record's tool schemas: a list of OpenAI function tools (`{"type": "function", "function": {...}}`)
+    or Responses-API ones (`{"type": "function", "name": ..., "parameters": ...}`), kept as given."""
+    if tools is None or tools == "" or tools == []:
+        return None
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools)
+        except json.JSONDecodeError as exc:
+            raise RecordError(rid, "tools", f"not valid JSON: {exc}") from None
+    if not isinstance(tools, list):
+        raise RecordError(rid, "tools", f"must be a list of tool schemas, got {type(tools).__name__}")
+    for i, t in enumerate(tools):
+        if not isinstance(t, Mapping):
+            raise RecordError(rid, f"tools[{i}]", "must be a tool schema mapping")
+        fn = t.get("function") if isinstance(t.get("function"), Mapping) else t
+        if not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise RecordError(rid, f"tools[{i}].name", "missing")
+    return [dict(t) for t in tools]
+
+
+def chat_tools(tools: Any) -> list[dict[str, Any]] | None:
+    """Tool schemas in the form chat templates expect (`{"type": "function", "function": {name, description,
+    parameters}}`); the Responses-API form (name/parameters at the top, `strict`) is converted."""
+    if not tools:
+        return None
+    if isinstance(tools, str):
+        tools = json.loads(tools)
+    out = []
+    for t in tools:
+        if isinstance(t.get("function"), Mapping):
+            out.append({"type": "function", "function": dict(t["function"])})
+        else:
+            fn = {k: t[k] for k in ("name", "description", "parameters") if k in t}
+            out.append({"type": "function", "function": fn})
+    return out
+
+
+def render_chat(tokenizer: Any, messages: Iterable[Mapping[str, Any]], tools: Any = None, *,
+                tokenize: bool = False) -> Any:
+    """The prompt as the model sees it: the chat template with the generation prompt, the record's tool
+    schemas passed as `tools=`; without a template, the contents joined (tools listed as JSON first)."""
+    msgs = [{"role": m["role"], "content": m["content"]} for m in messages]
+    schemas = chat_tools(tools)
+    if getattr(tokenizer, "chat_template", None):
+        kwargs = {"tools": schemas} if schemas else {}
+        out = tokenizer.apply_chat_template(msgs, tokenize=tokenize, add_generation_prompt=True, **kwargs)
+        if tokenize and hasattr(out, "keys"):
+            out = out["input_ids"]
+        return out
+    head = [json.dumps(schemas, ensure_ascii=False)] if schemas else []
+    text = "\n\n".join(head + [m["content"] for m in msgs]) + "\n\n"
+    return tokenizer(text)["input_ids"] if tokenize else text
 
 
 def to_row(rec: Mapping[str, Any], validated: bool = False) -> dict[str, Any]:
     """In-memory record -> parquet row (verifier as JSON text); `validated` skips re-checking."""
     r = dict(rec) if validated else validate_record(rec)
     r["verifier"] = json.dumps(r["verifier"], sort_keys=True, ensure_ascii=False)
+    tools = r.get("tools")
+    r["tools"] = json.dumps(tools, sort_keys=True, ensure_ascii=False) if tools else None
     return r
 
 
@@ -95,6 +160,9 @@ def from_row(row: Mapping[str, Any]) -> dict[str, Any]:
     r = dict(row)
     r["verifier"] = json.loads(r["verifier"]) if isinstance(r["verifier"], str) else r["verifier"]
     r["prompt"] = [dict(m) for m in r["prompt"]]
+    tools = r.pop("tools", None)  # files written before the field existed have no column
+    if tools:
+        r["tools"] = json.loads(tools) if isinstance(tools, str) else tools
     return r
 
 
