@@ -25,10 +25,12 @@ def merge(spec_json: str, parent_run_id: str, label: str, model: Output[Model], 
 
     def work() -> dict:
         from m2rl.merge import merge as merge_stage
+        from m2rl.merge.stage import expert_checkpoints
 
-        return merge_stage(ctx.spec.base_model, experts, method.method, method.params, out, settings.dtype,
+        at_steps = expert_checkpoints(dict(zip(ctx.spec.domains, experts, strict=True)), settings.expert_steps)
+        return merge_stage(ctx.spec.base_model, at_steps, method.method, method.params, out, settings.dtype,
                            settings.shard_size_mb * 2**20, label=label).card
 
     key = {"method": method.model_dump(mode="json"), "dtype": settings.dtype, "base": ctx.spec.base_model,
-           "shard_size_mb": settings.shard_size_mb}
+           "shard_size_mb": settings.shard_size_mb, "expert_steps": settings.expert_steps}
     publish(ctx.run("merge", name, out, key=key, inputs=experts, work=work, done=["merge_card.json"]), model)

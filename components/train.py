@@ -23,6 +23,9 @@ def train(spec_json: str, parent_run_id: str, run: str, dataset: Input[Dataset],
 
         return train_stage(ctx.spec, run, records, ctx.spec.base_model, out).card
 
-    key = {"train": ctx.spec.train.model_dump(mode="json"), "run": run, "base": ctx.spec.base_model}
+    key = {"train": ctx.spec.train.model_dump(mode="json"), "rewards": ctx.spec.rewards.model_dump(mode="json"),
+           "run": run, "base": ctx.spec.base_model}
+    if run in ctx.spec.merge.expert_steps and "merge" in ctx.spec.paradigms:
+        key["expert_step"] = ctx.spec.merge.expert_steps[run]  # the run keeps that step's weights
     outcome = ctx.run("train", name, out, key=key, inputs=[data_uri], work=work, done=["train_card.json"])
     publish(outcome, model)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -114,8 +115,14 @@ def validation_lines(exc: ValidationError, where: str = "", model: type[BaseMode
             msg = f"must be {_BOUNDS[kind]} {next(iter(err['ctx'].values()))}"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
+        if path == "(top level)" and all(_OWN_PATH.match(m) for m in msg.splitlines()):
+            lines.extend(msg.splitlines())  # a model-level check naming its own fields (`merge.methods: ...`)
+            continue
         lines.append(f"{path}: {msg}")
     return lines
+
+
+_OWN_PATH = re.compile(r"^[a-z_]+(\.[A-Za-z0-9_\[\]-]+)+: ")
 
 
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}

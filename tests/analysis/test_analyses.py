@@ -47,6 +47,7 @@ def test_kl_zero_for_identical_and_matches_direct_computation(study, tmp_path):
     mix = AutoModelForCausalLM.from_pretrained(study.models["mix"]["uri"], dtype=torch.float32)
     base = AutoModelForCausalLM.from_pretrained(study.base, dtype=torch.float32)
     total, tokens = 0.0, 0
+    per_domain: dict[str, list[float]] = {}
     for bench, pid in choose_prompts(ctx, 4):
         rows = ctx.evals["mix"].samples(bench)
         rows = rows[rows["problem_id"] == pid].sort_values("sample_index")
@@ -56,9 +57,17 @@ def test_kl_zero_for_identical_and_matches_direct_computation(study, tmp_path):
         with torch.no_grad():
             lp = torch.log_softmax(mix(ids).logits[0, len(p_ids) - 1 : -1].double(), -1)
             lb = torch.log_softmax(base(ids).logits[0, len(p_ids) - 1 : -1].double(), -1)
-        total += float((lp.exp() * (lp - lb)).sum())
+        seq = float((lp.exp() * (lp - lb)).sum())
+        total += seq
         tokens += len(r_ids)
+        acc = per_domain.setdefault(ctx.bench_domain(bench), [0.0, 0])
+        acc[0] += seq
+        acc[1] += len(r_ids)
     assert kl[("mix", "base")] == pytest.approx(total / tokens, rel=1e-3)
+    # and per domain: the KL of that domain's prompts only
+    assert set(per_domain) == set(DOMAINS)
+    for domain, (seq_sum, n) in per_domain.items():
+        assert d["kl_to_base_by_domain"][domain]["mix"] == pytest.approx(seq_sum / n, rel=1e-3)
 
 
 def test_kl_same_when_prompts_are_scored_in_groups_and_generated_without_eval(study, tmp_path, monkeypatch):

@@ -130,6 +130,9 @@ def test_report_logged_to_parent_run_and_compare_rebuilds_it(analysed, report, m
     for bench in BENCHES.values():
         assert run.data.metrics[f"acc/mix/{bench}"] == pytest.approx(study.accuracy("mix", bench))
     assert run.data.metrics["cost/mix_over_singles"] == pytest.approx(0.75)
+    for r in analysis["analyses"]["divergence"]["correlation"]["rows"]:  # rho per domain and overall, and n
+        assert run.data.metrics[f"divergence/rho/{r['scope']}"] == pytest.approx(r["rho"])
+        assert run.data.metrics[f"divergence/rho_n/{r['scope']}"] == r["n"]
     assert run.data.tags["m2rl.verdict.average"] == "mix" and run.data.tags["m2rl.best_merge"].startswith("merge-")
     files = {f.path for f in client.list_artifacts(parent, "report")}
     assert {"report/report.html", "report/report.md", "report/analysis.json"} <= files

@@ -191,7 +191,7 @@ def test_ifeval_and_ifbench_layouts(tmp_path):
         load("ifeval", bad)
 
 
-def test_mmlu_redux_layout_drops_flagged_questions(tmp_path):
+def test_mmlu_redux_layout_relabels_wrong_groundtruth(tmp_path):
     # edinburgh-dawg/mmlu-redux-2.0 (per subject config): question, choices, answer, error_type, source, ...
     rows = [{"question": "2+2?", "choices": ["3", "4", "5", "6"], "answer": 1, "error_type": "ok", "source": "s",
              "correct_answer": None, "potential_reason": None, "subject": "elementary_mathematics"},
@@ -201,7 +201,7 @@ def test_mmlu_redux_layout_drops_flagged_questions(tmp_path):
              "source": "s", "correct_answer": None, "potential_reason": None, "subject": "astronomy"}]
     path = write_parquet(tmp_path / "mmlu.parquet", rows)
     recs = load("mmlu_redux", path)
-    assert [r["label"] for r in recs] == ["B", "A"]
+    assert [r["label"] for r in recs] == ["B", "B", "A"]  # the wrong_groundtruth row takes its correct_answer
     assert recs[0]["verifier"] == {"type": "mcqa", "options": ["3", "4", "5", "6"]}
     assert "B) 4" in recs[0]["prompt"][0]["content"]
     assert len(load("mmlu_redux", path, options={"keep_errors": True})) == 3
@@ -229,7 +229,7 @@ def test_loader_errors_name_file_and_row(tmp_path):
     with pytest.raises(EvalError, match=r"aime24: dataset file .*nope.parquet not found"):
         load("aime24", tmp_path / "nope.parquet")
     path = write_jsonl(tmp_path / "a.jsonl", [{"problem": "p", "id": 1}])
-    with pytest.raises(EvalError, match=r"aime25: .*a.jsonl row 0: missing column 'answer'"):
+    with pytest.raises(EvalError, match=r"aime25: .*a.jsonl: 1 of 1 rows are malformed.* row 0: missing column 'answer'"):
         load("aime25", path)
     dup = write_jsonl(tmp_path / "d.jsonl", [{"problem": "p", "answer": "1", "id": 1}] * 2)
     with pytest.raises(EvalError, match="problem id 'aime25-1' appears twice"):

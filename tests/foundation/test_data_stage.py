@@ -155,3 +155,11 @@ def test_bfcl_possible_answer_ground_truth_is_kept_and_scores():
     call = '<tool_call>\n{"name": "calculate_triangle_area", "arguments": {"base": 10, "height": 5}}\n</tool_call>'
     assert verifiers.score(rec, call).value == 1.0
     assert verifiers.score(rec, call.replace("10", "11")).value == 0.0
+
+
+def test_a_source_listed_twice_for_one_domain_is_refused(tmp_path):
+    src = {"type": "builtin", "options": {"count": 5}}
+    spec = spec_from_dict({"data": {"domains": {"math": {"sources": [src, src | {"prompt_template": "paper_math"}]}}}})
+    with pytest.raises(DataStageError, match=r"data.domains.math.sources\[1\]: the same source is listed twice"):
+        run_data_stage(spec, str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()

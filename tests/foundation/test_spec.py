@@ -31,8 +31,16 @@ def test_learning_demo_example_draws_the_mental_kind():
 def test_paper_example_matches_the_paper():
     s = load_spec(REPO / "examples" / "qwen3-4b-paper.yaml")
     assert (s.train.lr, s.train.lr_scheduler, s.train.samples_per_prompt) == (2e-6, "constant", 16)
-    assert (s.train.rollout_batch_size, s.train.steps, s.train.mix_steps) == (128, 200, 400)
-    assert s.data.balance == "equal"
+    assert (s.train.rollout_batch_size, s.train.steps, s.train.mix_steps) == (128, 400, 2000)
+    assert (s.train.weight_decay, tuple(s.train.adam_betas), s.train.kl_coef) == (0.1, (0.9, 0.98), 0.0)
+    assert s.train.max_new_tokens == 32768 and s.rewards.require_think_close
+    assert s.data.balance == "natural"
+    assert s.merge.expert_steps == {"math": 400, "code": 400, "if": 400, "agent": 400, "science": 200}
+    templates = {d: [src.prompt_template for src in s.data.domains[d].sources] for d in ("math", "science")}
+    assert templates == {"math": ["paper_math"], "science": ["paper_science"]}
+    params = {m.label: m.params for m in s.merge.methods}
+    assert params["ties_dare"]["drop_rate"] == params["ta_dare"]["drop_rate"] == 0.2
+    assert params["sce"]["select_topk"] == 1.0 and params["ties"]["density"] == 0.2
     assert {m.method for m in s.merge.methods} == {"average", "task_arithmetic", "ties", "dare_ties", "dare_ta", "sce"}
     assert {b.name for b in s.evaluate.benchmarks} >= {"aime24", "aime25", "gpqa_diamond", "hle", "ifeval", "ifbench",
                                                        "mmlu_redux", "livecodebench_v5", "livecodebench_v6"}

@@ -126,6 +126,15 @@ def test_reward_service_is_locked_down(rendered):
     assert _labels_match(rule["from"][0]["podSelector"]["matchLabels"], PART_OF)
 
 
+@pytest.mark.parametrize(("values", "flag"), [({}, "--no-require-think-close"),
+                                             ({"rewards": {"requireThinkClose": True}}, "--require-think-close")])
+def test_reward_service_think_gate(values, flag):
+    """rewards.requireThinkClose becomes the service's flag (training compares it with its spec via /health)."""
+    (dep,) = find(objects(values), "Deployment", "m2rl-rewards")
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    assert c["args"][5] == flag
+
+
 def test_reward_service_toggle(rendered):
     off = rendered["rewards-off"]
     assert not [o for o in off if "rewards" in o["metadata"]["name"]]

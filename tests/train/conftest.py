@@ -92,3 +92,33 @@ def tmp_cache(_train_session_cache, monkeypatch):
     """An M2RL cache isolated from the user's, shared by the train tests (random:tiny is built once)."""
     monkeypatch.setenv("M2RL_CACHE", str(_train_session_cache))
     return _train_session_cache
+
+
+# A Qwen-style chat template that renders the `tools=` schemas into a system turn (as Qwen3's does).
+TOOLS_TEMPLATE = (
+    "{%- if tools %}{{- '<|im_start|>system\\n# Tools\\n<tools>' }}{%- for t in tools %}{{- '\\n' }}{{- t | tojson }}"
+    "{%- endfor %}{{- '\\n</tools><|im_end|>\\n' }}{%- endif %}"
+    "{%- for m in messages %}{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+BOOK_TOOL = {"type": "function", "function": {
+    "name": "book_meeting_room", "description": "Book a meeting room.",
+    "parameters": {"type": "object", "properties": {"room": {"type": "string"}}, "required": ["room"]}}}
+
+
+def tool_record(rid: str = "agent-tools-1") -> dict:
+    """An agent record whose prompt side carries a tool schema."""
+    rec = dict(domain_records("agent", 1)[0])
+    rec.update(id=rid, tools=[BOOK_TOOL])
+    return rec
+
+
+def tools_tokenizer():
+    """The tiny random model's tokenizer with TOOLS_TEMPLATE as its chat template."""
+    from transformers import AutoTokenizer
+
+    from m2rl.models import resolve_model
+
+    tok = AutoTokenizer.from_pretrained(resolve_model("random:tiny"))
+    tok.chat_template = TOOLS_TEMPLATE
+    return tok

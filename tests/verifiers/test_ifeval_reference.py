@@ -1,7 +1,10 @@
-"""Reference-agreement classes of issue 16 for the instruction checkers: forbidden-word boundaries,
-non-letter `letter_frequency`, IFBench `ratio:overlap`, sentence counting."""
+"""Reference-agreement classes of issue 16 for the instruction checkers: forbidden-word and keyword
+boundaries, non-letter `letter_frequency`, IFBench `ratio:overlap`, sentence counting (more in
+test_sentences_reference.py)."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -33,13 +36,52 @@ def test_forbidden_words_boundaries(word, text, present):
     assert follows(text, "keywords:forbidden_words", {"forbidden_words": [word]}) is (not present)
 
 
-def test_keywords_existence_is_literal_case_insensitive_substring_as_reference():
-    # the reference does `re.search(keyword, value, re.IGNORECASE)`: no word boundary
-    assert follows("I love C++ a lot.", "keywords:existence", {"keywords": ["c++"]})
-    assert follows("Fruit, e.g. apples.", "keywords:existence", {"keywords": ["E.G."]})
-    assert not follows("Fruit, eg apples.", "keywords:existence", {"keywords": ["e.g."]})
-    assert follows("a $100 bill and $100 more", "keywords:frequency",
-                   {"keyword": "$100", "frequency": 2, "relation": "at least"})
+# --- keywords:existence / keywords:frequency / IFBench and IFTrain keyword counts -------------------
+# The reference (google-research IFEval `KeywordChecker` / `KeywordFrequencyChecker`) does
+# `re.search(keyword, value, flags=re.IGNORECASE)` and `len(re.findall(keyword, value, ...))`: the keyword
+# is an unescaped regex searched as a substring. Issue 16 asks for whole words, literal: M2RL deliberately
+# differs where the substring (or the regex) matters. Columns: keyword, text, the reference's verdict
+# (Python 3.11 `re`, computed from its code) and M2RL's; the count is what `keywords:frequency` sees.
+KEYWORD_CASES = [
+    # keyword, text, reference found / count, M2RL found / count
+    ("cat", "The Cat sat.", (True, 1), (True, 1)),
+    ("new york", "I love New York!", (True, 1), (True, 1)),
+    ("AI", "Said: ai, AI, and rain.", (True, 4), (True, 2)),  # reference counts `ai` inside `Said`, `rain`
+    ("cat", "I love concatenate.", (True, 1), (False, 0)),  # a substring is not the word
+    ("art", "Start the art part.", (True, 3), (True, 1)),
+    ("c++", "I write C++ daily.", (True, 1), (True, 1)),
+    ("c++", "I write C daily.", (True, 1), (False, 0)),  # reference: `c++` is the regex `c+` (possessive)
+    ("$100", "It costs $100.", (False, 0), (True, 1)),  # reference: `$` anchors the end of the text
+    ("e.g.", "Fruit, e.g. apples.", (True, 1), (True, 1)),
+    ("e.g.", "Fruit, eggs apples.", (True, 1), (False, 0)),  # reference: `.` is any character
+]
+
+
+@pytest.mark.parametrize("keyword,text,reference,ours", KEYWORD_CASES)
+def test_keywords_are_literal_whole_words(keyword, text, reference, ours):
+    # the reference column is the reference's own expressions (stdlib `re`, no data needed)
+    assert (bool(re.search(keyword, text, flags=re.IGNORECASE)),
+            len(re.findall(keyword, text, flags=re.IGNORECASE))) == reference
+    found, count = ours
+    assert follows(text, "keywords:existence", {"keywords": [keyword]}) is found
+    assert follows(text, "keywords:frequency", {"keyword": keyword, "frequency": count, "relation": "at least"})
+    assert not follows(text, "keywords:frequency",
+                       {"keyword": keyword, "frequency": count + 1, "relation": "at least"})
+    # the same boundaries in IFTrain's keyword counts
+    assert follows(text, "keywords:word_count_different_numbers",
+                   {"keyword": keyword, "frequency": count, "relation": "at least"})
+    assert follows(text, "keywords:word_once", {"keyword": keyword}) is (count == 1)
+
+
+def test_ifbench_keyword_checks_find_words_with_non_word_edges():
+    # IFBench uses `\\bkeyword\\b`, which never finds `c++` or `e.g.` before a space; M2RL does
+    kw = {"keyword1": "c++", "keyword2": "e.g.", "keyword3": "$5", "keyword4": "cat", "keyword5": "go"}
+    text = ("c++ e.g. e.g. $5 $5 $5 " + "cat " * 5 + "go " * 7 + "concatenate gopher")
+    assert follows(text, "count:keywords_multiple", kw)
+    assert not follows(text + " cat", "count:keywords_multiple", kw)
+    assert follows("First one. Then I wrote C++ code.", "sentence:keyword", {"word": "c++", "N": 2})
+    assert not follows("First one. Then I wrote C code.", "sentence:keyword", {"word": "c++", "N": 2})
+    assert not follows("I love concatenate. Yes.", "sentence:keyword", {"word": "cat", "N": 1})
 
 
 # --- keywords:letter_frequency with a non-letter (real IFEval rows) ----------------------------------

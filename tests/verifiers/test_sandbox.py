@@ -102,6 +102,19 @@ def test_stdin_stdout_stderr_and_exit_code(backend):
     assert r.status == "runtime_error" and "ZeroDivisionError" in r.stderr
 
 
+def test_a_system_exit_is_reported_with_its_status(backend):
+    # the exit status stays what it was; a stdin/stdout run also says it was a SystemExit (the unit_test
+    # scorer then compares the output, as LiveCodeBench does)
+    r, _ = run("print(1)\nraise SystemExit(3)", backend=backend)
+    assert (r.status, r.returncode, r.stdout, r.result) == ("runtime_error", 3, "1\n", {"system_exit": 3})
+    r, _ = run("import sys\nsys.exit('bye')", backend=backend)
+    assert (r.returncode, r.result, r.stderr) == (1, {"system_exit": 1}, "bye\n")
+    r, _ = run("raise ValueError(1)", backend=backend)
+    assert r.status == "runtime_error" and not r.has_result
+    r, _ = run("import os\nos._exit(4)", backend=backend)
+    assert r.returncode == 4 and not r.has_result
+
+
 def test_infinite_loop_is_killed(backend):
     r, _ = run("while True:\n    pass", backend=backend)
     assert r.status == "timeout"

@@ -177,3 +177,25 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+@pytest.mark.parametrize(("env", "args", "gate"), [
+    (None, [], False), ("1", [], True), (None, ["--require-think-close"], True),
+    ("1", ["--no-require-think-close"], False),
+])
+def test_cli_serve_rewards_think_gate(env, args, gate, monkeypatch):
+    """`--require-think-close` (the chart's rewards.requireThinkClose) over $M2RL_REQUIRE_THINK_CLOSE."""
+    from typer.testing import CliRunner
+
+    import m2rl.verifiers.service as service
+    from m2rl.cli import app
+
+    if env is None:
+        monkeypatch.delenv(service.THINK_ENV, raising=False)
+    else:
+        monkeypatch.setenv(service.THINK_ENV, env)
+    seen = {}
+    monkeypatch.setattr(service, "serve", lambda host, port, cfg, ready=None: seen.update(cfg=cfg))
+    r = CliRunner().invoke(app, ["serve-rewards", *args])
+    assert r.exit_code == 0, r.output
+    assert seen["cfg"].require_think_close is gate

@@ -104,8 +104,54 @@ def test_sys_exit_zero_and_stderr_warnings_pass():
             "a, b = map(int, sys.stdin.read().split())\nprint(a + b)\nsys.exit(0)\n")
     assert verify(fenced(code), "", SUM).value == 1.0
     assert verify(fenced(SUM_OK + "sys.exit()\n"), "", SUM).value == 1.0
-    # a non-zero exit status after the right output is still a crash
-    assert verify(fenced(SUM_OK + "sys.exit(1)\n"), "", SUM).value == 0.0
+
+
+# LiveCodeBench's verdicts (lcb_runner/evaluation/testing_util.py `run_test`, run on these programs with
+# the correct answer printed first): its `call_method` catches SystemExit around a stdin/stdout program
+# and compares what was printed; `exit` is `sys.exit` there (`from sys import *`), `quit` is None
+# (`reliability_guard`); an uncaught exception is a Runtime Error; `os._exit` ends its grading process,
+# so the test gets no result. In a function test a SystemExit escapes `except Exception`: no result.
+LCB_STDIO_EXITS = [
+    ("", True),
+    ("sys.exit()\n", True),
+    ("sys.exit(0)\n", True),
+    ("sys.exit(1)\n", True),
+    ("raise SystemExit(2)\n", True),
+    ("sys.exit('bye')\n", True),
+    ("exit()\n", True),
+    ("exit(0)\n", True),
+    ("from sys import exit\nexit(1)\n", True),
+    ("quit()\n", False),
+    ("raise ValueError('x')\n", False),
+    ("import os\nos._exit(0)\n", False),  # M2RL too: the buffered output is lost
+    ("print(4)\nsys.exit(1)\n", False),  # the exit does not excuse a wrong output
+]
+
+
+@pytest.mark.parametrize("tail,lcb_passes", LCB_STDIO_EXITS)
+def test_exit_after_output_as_livecodebench(tail, lcb_passes):
+    s = verify(fenced(SUM_OK + tail), "", SUM)
+    assert s.value == (1.0 if lcb_passes else 0.0), s.details
+
+
+@pytest.mark.parametrize("body,lcb_passes", [
+    ("return a + b", True),
+    ("import sys\n        sys.exit(0)", False),
+    ("import sys\n        sys.exit(1)", False),
+    ("exit(0)", False),
+])
+def test_exit_in_function_test_as_livecodebench(body, lcb_passes):
+    meta = {"type": "unit_test", "unit_tests": {"inputs": ["1\n2", "3\n4"], "outputs": ["3", "7"], "fn_name": "add"}}
+    s = verify(fenced(f"class Solution:\n    def add(self, a, b):\n        {body}\n"), "", meta)
+    assert s.value == (1.0 if lcb_passes else 0.0), s.details
+
+
+def test_os_exit_zero_after_flushed_output_passes():
+    # the one difference from LCB (where `os._exit` loses the result): the right answer, printed and
+    # flushed, then a clean exit status
+    code = "import os, sys\na, b = map(int, sys.stdin.read().split())\nprint(a + b, flush=True)\nos._exit(0)\n"
+    assert verify(fenced(code), "", SUM).value == 1.0
+    assert verify(fenced(code.replace("os._exit(0)", "os._exit(3)")), "", SUM).value == 0.0
 
 
 def test_float_tolerance():
@@ -208,7 +254,7 @@ def test_leading_blank_line_and_trailing_white_space_in_output_pass():
     assert stdout_matches("", "")
 
 
-def test_leading_blank_line_program_passes_and_exit_one_fails():
+def test_leading_blank_line_program_passes_and_a_crash_after_output_fails():
     code = "import sys\na, b = map(int, sys.stdin.read().split())\nprint()\nprint(a + b, '  ')\n"
     assert verify(fenced(code), "", SUM).value == 1.0
-    assert verify(fenced(SUM_OK + "sys.exit(1)\n"), "", SUM).value == 0.0
+    assert verify(fenced(SUM_OK + "raise RuntimeError('late')\n"), "", SUM).value == 0.0

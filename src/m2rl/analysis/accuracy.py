@@ -10,14 +10,13 @@ is the mean over its benchmarks, the average the mean over all benchmarks. A sid
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
 
 from m2rl.analysis.inputs import HEADLINE, HEADLINE_ALIASES
 from m2rl.analysis.registry import AnalysisContext
-from m2rl.analysis.stats import bootstrap_indices, finite, percentile_ci
+from m2rl.analysis.stats import bootstrap_indices, finite, percentile_ci, scope_seed
 
 
 def accuracy_section(ctx: AnalysisContext) -> dict[str, Any]:
@@ -43,10 +42,6 @@ def accuracy_section(ctx: AnalysisContext) -> dict[str, Any]:
         info.append({"name": b, "domain": ctx.bench_domain(b), "k": any_m.get("k"),
                      "n_problems": any_m.get("n_problems")})
     return {"metric": HEADLINE, "benchmarks": info, "models": models, "ci": ci, "extra": extra, "average": average}
-
-
-def _bench_seed(seed: int, bench: str) -> int:
-    return seed * 1_000_003 + int.from_bytes(hashlib.blake2b(bench.encode(), digest_size=4).digest(), "big")
 
 
 def _winner(ci: tuple[float, float], a: str, b: str) -> str:
@@ -85,7 +80,7 @@ def verdict_section(ctx: AnalysisContext, cost: dict[str, Any] | None) -> dict[s
             skipped.append(bench)
             continue
         va, vb = np.array([sa[i] for i in ids]), np.array([sb[i] for i in ids])
-        idx = bootstrap_indices(len(ids), resamples, _bench_seed(seed, bench))
+        idx = bootstrap_indices(len(ids), resamples, scope_seed(seed, bench))
         draws[bench] = (va[idx].mean(axis=1), vb[idx].mean(axis=1))
         points[bench] = (float(va.mean()), float(vb.mean()))
     if not draws:

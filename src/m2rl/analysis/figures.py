@@ -122,27 +122,45 @@ def geometry_figures(a: dict[str, Any]) -> dict[str, bytes]:
     return out
 
 
+def _rho_title(scope: str, row: dict[str, Any] | None) -> str:
+    if not row:
+        return scope
+    if row.get("rho") is None:
+        return f"{scope}: ρ not computable"
+    ci = (f" [{row['ci_low']:.2f}, {row['ci_high']:.2f}]" if row.get("ci_low") is not None
+          and row.get("ci_high") is not None else "")
+    return f"{scope}: ρ = {row['rho']:.2f}{ci}, n = {row['n']}"
+
+
 def kl_figure(a: dict[str, Any]) -> bytes | None:
+    """Gain against KL to the base: one panel per domain (that domain's prompts and benchmarks) and overall,
+    each titled with its Spearman rho and interval."""
     d = (a.get("analyses") or {}).get("divergence") or {}
     if not d or "skipped" in d:
         return None
     plt = _plt()
     paradigm = {m["name"]: m["paradigm"] for m in a["models"]}
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for m, kl in d["kl_to_base"].items():
-        gain = d["gain"].get(m)
-        if kl is None or gain is None:
-            continue
-        ax.scatter(kl, 100 * gain, s=40, color=PARADIGM_COLORS.get(paradigm.get(m), "k"))
-        ax.annotate(m, (kl, 100 * gain), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    rho = {r["scope"]: r for r in (d.get("correlation") or {}).get("rows", [])}
+    panels = [(dom, kl, (d.get("gain_by_domain") or {}).get(dom, {}))
+              for dom, kl in (d.get("kl_to_base_by_domain") or {}).items()]
+    panels.append(("overall", d["kl_to_base"], d["gain"]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (scope, kls, gains) in zip(axes[0], panels, strict=True):
+        for m, kl in kls.items():
+            gain = gains.get(m)
+            if kl is None or gain is None:
+                continue
+            ax.scatter(kl, 100 * gain, s=40, color=PARADIGM_COLORS.get(paradigm.get(m), "k"))
+            ax.annotate(m, (kl, 100 * gain), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax.axhline(0, color="#999", lw=0.8)
+        ax.set_xlabel("token KL(model || base), nats/token")
+        ax.set_title(_rho_title(scope, rho.get(scope)))
+    axes[0][0].set_ylabel("Δ avg@k over base (points)")
     for p, c in PARADIGM_COLORS.items():
         if p != "base":
-            ax.scatter([], [], color=c, label=p)
-    ax.axhline(0, color="#999", lw=0.8)
-    ax.set_xlabel("token KL(model || base), nats/token")
-    ax.set_ylabel("Δ average avg@k over base (points)")
-    ax.set_title("Policy neighbourhood: accuracy gain against KL to the base")
-    ax.legend(fontsize=7)
+            axes[0][-1].scatter([], [], color=c, label=p)
+    axes[0][-1].legend(fontsize=7)
+    fig.suptitle("Policy neighbourhood: accuracy gain against KL to the base (Spearman ρ, bootstrap interval)")
     return _png(fig)
 
 
@@ -202,7 +220,7 @@ def make_figures(a: dict[str, Any]) -> dict[str, tuple[str, bytes]]:
     out: dict[str, tuple[str, bytes]] = {}
     for name, caption, fn in (("accuracy", "Accuracy per benchmark and model", accuracy_figure),
                               ("transfer", "Cross-domain transfer heat map", transfer_figure),
-                              ("kl_vs_gain", "Accuracy gain against KL to the base", kl_figure),
+                              ("kl_vs_gain", "Accuracy gain against KL to the base, per domain and overall", kl_figure),
                               ("behaviour", "Response lengths and self-verification", behaviour_figure),
                               ("cost", "Training cost: mix against the experts a merge needs", cost_figure)):
         png = fn(a)

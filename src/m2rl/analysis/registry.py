@@ -3,6 +3,8 @@
 An analysis reads what it needs from the `AnalysisContext` (checkpoints stream through
 `CheckpointReader`, eval folders and train cards are loaded once) and returns a JSON-able dict that
 lands in `analysis.json` under its name. When its inputs are absent it returns `{"skipped": reason}`.
+An analysis with settings of its own registers a typed `Params` (pydantic, one description per field; `m2rl
+list analysis` shows them) and reads them with `ctx.settings(name)`: the options given for it, defaults elsewhere.
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from m2rl.analysis.inputs import AnalysisError, EvalFolder, ModelEntry
-from m2rl.registry import ANALYSES
+from m2rl.registry import ANALYSES, StrictModel
 from m2rl.spec.analysis import AnalysisSpec
 
 AnalysisFn = Callable[["AnalysisContext"], dict[str, Any]]
 
 
-def register(name: str) -> Callable[[AnalysisFn], AnalysisFn]:
-    """Register an analysis function under `name` (the `analysis` registry of `m2rl.registry`)."""
-    return ANALYSES.register(name)
+def register(name: str, params: type[StrictModel] | None = None) -> Callable[[AnalysisFn], AnalysisFn]:
+    """Register an analysis function under `name` (the `analysis` registry of `m2rl.registry`), with its typed
+    `params` (default none)."""
+    return ANALYSES.register(name, params=params)
 
 
 def get_analysis(name: str) -> AnalysisFn:
@@ -41,6 +44,7 @@ class AnalysisContext:
     bootstrap: int = 1000
     cache: Path | None = None
     accuracy: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # analysis -> its Params, as given
     _paths: dict[str, Path] = field(default_factory=dict, repr=False)
 
     def model_path(self, name: str) -> Path:
@@ -54,6 +58,10 @@ class AnalysisContext:
             except (ModelError, OSError) as exc:
                 raise AnalysisError(f"models.{name}: {exc}") from None
         return self._paths[name]
+
+    def settings(self, name: str) -> StrictModel:
+        """Analysis `name`'s typed Params: the options given for it (`analysis.options.<name>`), else defaults."""
+        return ANALYSES.parse_params(name, self.options.get(name), where=f"analysis.options.{name}")
 
     def by_paradigm(self, paradigm: str) -> list[ModelEntry]:
         return [m for m in self.models.values() if m.paradigm == paradigm]

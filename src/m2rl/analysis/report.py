@@ -21,7 +21,7 @@ from m2rl import storage
 from m2rl.analysis.figures import make_figures
 from m2rl.analysis.stage import read_analysis
 from m2rl.analysis.summary import flatten, layout_tags
-from m2rl.analysis.tables import Table, build_tables, verdict_lines
+from m2rl.analysis.tables import Table, build_tables, kl_gain_lines, verdict_lines
 
 SECTIONS = (
     ("verdict", "Verdict", ["verdict"], []),
@@ -31,7 +31,7 @@ SECTIONS = (
     ("transfer", "Cross-domain transfer", ["transfer"], ["transfer"]),
     ("geometry", "Weight-space geometry", ["norms", "cosine", "cosine_projected", "sign_agreement", "overlap"],
      ["norms", "cosine", "overlap"]),
-    ("divergence", "Policy divergence", ["kl"], ["kl_vs_gain"]),
+    ("divergence", "Policy divergence", ["kl", "kl_domain", "kl_gain"], ["kl_vs_gain"]),
     ("inheritance", "Skill inheritance", ["inheritance"], []),
     ("behaviour", "Behaviour", ["behaviour"], ["behaviour"]),
 )
@@ -42,7 +42,8 @@ INTRO = {
     "cost": "Training compute of every run, and mix against the sum of the single-domain runs a merge needs.",
     "transfer": "Δ accuracy over the base for every model and benchmark: train on the row, evaluate on the column.",
     "geometry": "Task vectors tau = theta - theta_base of the experts, the mixed model and the merges.",
-    "divergence": "How far each policy moved from the base and from the experts, and what it bought.",
+    "divergence": "How far each policy moved from the base and from the experts, and whether moving further "
+                  "bought accuracy.",
     "inheritance": "Per-problem agreement of the mixed / merged models with each domain's expert.",
     "behaviour": "Response lengths and how often (and where) the models check their own work.",
 }
@@ -57,7 +58,8 @@ nav a{margin-right:1em}table{border-collapse:collapse;margin:.8em 0;font-size:13
 caption{text-align:left;font-weight:600;padding:.3em 0}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}thead th{background:#f3f3f3}tbody tr:nth-child(even){background:#fafafa}
 .note{color:#666;font-size:12px;margin-top:-.4em}.skipped{color:#a60;font-style:italic}
-.verdict{background:#f4f8ff;border-left:4px solid #36c;padding:.6em 1em}figure{margin:1em 0}
+.verdict{background:#f4f8ff;border-left:4px solid #36c;padding:.6em 1em}
+.finding{background:#f7f7f7;border-left:4px solid #999;padding:.3em 1em}figure{margin:1em 0}
 #table-inputs td{text-align:left}figure img{max-width:100%}figcaption{color:#555;font-size:12px}.meta{color:#666;font-size:12px}
 """
 
@@ -115,6 +117,10 @@ def render(analysis: dict[str, Any], figures: dict[str, tuple[str, bytes]]) -> t
         if key == "verdict":
             h.append("<div class='verdict'>" + "".join(f"<p>{html.escape(s)}</p>" for s in verdict) + "</div>")
             md += [f"> {s}" for s in verdict] + [""]
+        if key == "divergence" and (findings := kl_gain_lines(metrics, layout)):
+            h.append("<div class='finding'><p>" + html.escape(findings[0]) + "</p><ul>"
+                     + "".join(f"<li>{html.escape(s)}</li>" for s in findings[1:]) + "</ul></div>")
+            md += [findings[0], "", *[f"- {s}" for s in findings[1:]], ""]
         present = [tables[k] for k in table_keys if k in tables]
         reason = _skipped(analysis, key)
         if not present and reason:

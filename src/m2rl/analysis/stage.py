@@ -2,7 +2,9 @@
 
 `analyze(spec_or_params, models, base, evals, train_cards, out)`:
 - spec_or_params: a `StudySpec` (its `analysis` section, domain order and `evaluate.bootstrap`), an
-  `AnalysisSpec`, a mapping of AnalysisSpec fields, or None for the defaults;
+  `AnalysisSpec`, a mapping of AnalysisSpec fields, or None for the defaults; a mapping may also hold
+  `options`: {analysis: {param: value}}, the typed Params of the analyses that have them (`m2rl list
+  analysis`), validated before any work (an `options` mapping of the AnalysisSpec is read the same way);
 - models: name -> {uri, paradigm, domain, merge_method} for every non-base model (names follow the artifact
   layout: single-<domain>, mix, merge-<label>; paradigm / domain / method are inferred from such names);
 - base: the base model reference (folder, s3:// URI, or anything `m2rl.models.resolve_model` takes);
@@ -10,9 +12,10 @@
 - train_cards: name -> train_card.json URI (or the checkpoint folder holding it);
 - out: the folder (local or s3://) that receives `analysis.json`.
 
-`analysis.json`: {version, created, params, bootstrap, domains, models: [{name, uri, paradigm, domain,
-merge_method, eval, train_card}], accuracy, verdict, analyses: {name: section | {"skipped": reason}},
-seconds: {name: s}}. Every float is finite (None where undefined).
+`analysis.json`: {version, created, params, options (the Params of every listed analysis that has them, with
+defaults filled in), bootstrap, domains, models: [{name, uri, paradigm, domain, merge_method, eval, train_card}], accuracy,
+verdict, analyses: {name: section | {"skipped": reason}}, seconds: {name: s}}. Every float is finite (None
+where undefined).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from m2rl.analysis.accuracy import accuracy_section, verdict_section
 from m2rl.analysis.inputs import AnalysisError, EvalFolder, ModelEntry, load_train_card, order_models
 from m2rl.analysis.registry import AnalysisContext, get_analysis
 from m2rl.names import BASE, STUDY_PARADIGMS, Layout, merge_name, study_models
+from m2rl.registry import ANALYSES
 from m2rl.spec.analysis import AnalysisSpec
 
 ANALYSIS_FILE = "analysis.json"
@@ -48,22 +52,27 @@ class AnalysisResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _params(spec_or_params: Any) -> tuple[AnalysisSpec, list[str] | None, int]:
+def _params(spec_or_params: Any) -> tuple[AnalysisSpec, list[str] | None, int, dict[str, Any]]:
+    """(analysis settings, domain order, bootstrap resamples, per-analysis options) of analyze()'s first argument."""
     from m2rl.spec import StudySpec
 
     if spec_or_params is None:
-        return AnalysisSpec(), None, 1000
+        return AnalysisSpec(), None, 1000, {}
     if isinstance(spec_or_params, StudySpec):
-        return spec_or_params.analysis, spec_or_params.domains, spec_or_params.evaluate.bootstrap
+        a = spec_or_params.analysis
+        return a, spec_or_params.domains, spec_or_params.evaluate.bootstrap, dict(a.options)
     if isinstance(spec_or_params, AnalysisSpec):
-        return spec_or_params, None, 1000
+        return spec_or_params, None, 1000, dict(spec_or_params.options)
     if isinstance(spec_or_params, dict):
         data = dict(spec_or_params)
         bootstrap = int(data.pop("bootstrap", 1000))
         data.pop("study", None)
         domains = data.pop("domains", None)
+        options = data.pop("options", None) or {}
+        if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+            raise AnalysisError("analysis.options: must map an analysis name to its parameters")
         try:
-            return AnalysisSpec.model_validate(data), domains, bootstrap
+            return AnalysisSpec.model_validate(data), domains, bootstrap, options
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(x) for x in first["loc"])
@@ -89,10 +98,14 @@ def build_context(
     train_cards: dict[str, str] | None = None,
     cache: str | Path | None = None,
 ) -> AnalysisContext:
-    params, domains, bootstrap = _params(spec_or_params)
-    unknown = [a for a in params.analyses if a]
-    for name in unknown:
+    params, domains, bootstrap, options = _params(spec_or_params)
+    for name in params.analyses:
         get_analysis(name)  # fails naming an unknown analysis before any work
+    for name, given in options.items():
+        if name not in params.analyses:
+            raise AnalysisError(f"analysis.options.{name}: not an analysis the spec runs "
+                                f"(analyses: {', '.join(params.analyses) or 'none'})")
+        ANALYSES.parse_params(name, given, where=f"analysis.options.{name}")  # bad parameters fail here too
     entries = [ModelEntry.parse(n, v) for n, v in models.items()]
     base_entries = [e for e in entries if e.paradigm == "base"]
     entries = [e for e in entries if e.paradigm != "base"]
@@ -119,7 +132,7 @@ def build_context(
         cards[name] = load_train_card(name, uri)
     ctx = AnalysisContext(
         params=params, base=base_entry, models={e.name: e for e in ordered}, evals=eval_folders,
-        train_cards=cards, domains=domains, bootstrap=bootstrap, cache=cache_path,
+        train_cards=cards, domains=domains, bootstrap=bootstrap, cache=cache_path, options=options,
     )
     if eval_folders and not ctx.benchmarks():
         raise AnalysisError("evals: the eval folders share no benchmark")
@@ -156,6 +169,8 @@ def analyze(
         "study": study_name(spec_or_params),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "params": ctx.params.model_dump(mode="json"),
+        "options": {n: ctx.settings(n).model_dump(mode="json") for n in ctx.params.analyses
+                    if ANALYSES.entry(n).params.model_fields},
         "bootstrap": ctx.bootstrap,
         "domains": ctx.domains,
         "models": [

@@ -1,7 +1,8 @@
 """The summary of a study: flat metrics + a layout, the one source of every table.
 
 `flatten(analysis)` turns analysis.json into `(metrics, layout)`: metrics are MLflow metric keys -> float
-(`acc/<model>/<bench>`, `verdict/<scope>/delta`, `cost/mix_over_singles`, `geometry/cosine/<a>/<b>`, ...),
+(`acc/<model>/<bench>`, `verdict/<scope>/delta`, `cost/mix_over_singles`, `geometry/cosine/<a>/<b>`,
+`divergence/rho/<domain>`, ...),
 the layout names the models, benchmarks and pairs the tables walk over. The report logs both to the
 study's parent run (metrics, and the layout as `m2rl.report.layout*` tags), so `m2rl compare` rebuilds the
 same tables from MLflow alone. `from_runs` builds a partial summary (accuracy, transfer, cost, point
@@ -110,6 +111,20 @@ def flatten(analysis: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]
         for m, val in d.get("gain", {}).items():
             _put(M, mkey("divergence", "gain", m), val)
         L["divergence"] = {"models": dm, "references": refs, "prompts": d["prompts"]}
+        for stat, by_domain in (("kl_domain", d.get("kl_to_base_by_domain")), ("gain_domain", d.get("gain_by_domain"))):
+            for dom, per in (by_domain or {}).items():
+                for m, val in per.items():
+                    _put(M, mkey("divergence", stat, m, dom), val)
+        if d.get("kl_to_base_by_domain"):
+            L["divergence"]["domains"] = list(d["kl_to_base_by_domain"])
+        corr = d.get("correlation")
+        if corr:
+            L["divergence"]["correlation"] = {"resamples": corr["resamples"], "confidence": corr["confidence"],
+                                              "scopes": [[r["scope"], r["reason"]] for r in corr["rows"]]}
+            for r in corr["rows"]:
+                for stat, val in (("rho", r["rho"]), ("rho_lo", r["ci_low"]), ("rho_hi", r["ci_high"]),
+                                  ("rho_n", r["n"])):
+                    _put(M, mkey("divergence", stat, r["scope"]), val)
 
     inh = sections.get("inheritance") or {}
     if inh and "skipped" not in inh:

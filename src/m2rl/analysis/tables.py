@@ -235,6 +235,74 @@ def kl_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:
                  "eval responses.")
 
 
+def kl_domain_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:
+    d = L.get("divergence") or {}
+    domains = d.get("domains")
+    if not domains:
+        return None
+    rows = [[m, *[c for dom in domains for c in (num(M.get(mkey("divergence", "kl_domain", m, dom)), 4),
+                                                   pts(M.get(mkey("divergence", "gain_domain", m, dom))))]]
+            for m in d["models"]]
+    return Table("kl_domain", "KL from the base and accuracy gain, per domain",
+                 ["model", *[c for dom in domains for c in (f"{dom}: KL vs base", f"{dom}: Δ acc (pts)")]], rows,
+                 set(), "KL on the domain's prompts only (nats per token); Δ: mean avg@k gain over the base on the "
+                        "domain's benchmarks.")
+
+
+def _rho_interval(lo: float | None, hi: float | None) -> str:
+    return DASH if lo is None or hi is None else f"[{lo:.2f}, {hi:.2f}]"
+
+
+def kl_gain_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:
+    c = (L.get("divergence") or {}).get("correlation")
+    if not c:
+        return None
+    rows, bold = [], set()
+    for r, (scope, reason) in enumerate(c["scopes"]):
+        n = M.get(mkey("divergence", "rho_n", scope))
+        lo, hi = M.get(mkey("divergence", "rho_lo", scope)), M.get(mkey("divergence", "rho_hi", scope))
+        rows.append([scope, DASH if n is None else str(int(n)), num(M.get(mkey("divergence", "rho", scope)), 2),
+                     _rho_interval(lo, hi), reason or ""])
+        if lo is not None and hi is not None and (lo > 0 or hi < 0):
+            bold |= {(r, 2), (r, 3)}
+    conf = 100 * c["confidence"]
+    return Table("kl_gain", "Does divergence buy accuracy? Spearman's ρ of KL from the base against the gain",
+                 ["scope", "models", "Spearman ρ", f"{conf:g}% interval", "note"], rows, bold,
+                 f"Per domain: KL on the domain's prompts against the gain on its benchmarks; overall: KL on every "
+                 f"prompt against the average gain. Ties take average ranks; interval: percentile, {c['resamples']} "
+                 "bootstrap resamples of the models. Bold: the interval excludes 0.")
+
+
+def kl_gain_lines(M: dict[str, float], L: dict[str, Any]) -> list[str]:
+    """The correlation of KL and gain in sentences, one per domain and overall (none without a correlation)."""
+    c = (L.get("divergence") or {}).get("correlation")
+    if not c:
+        return []
+    lines = [f"Spearman's rho between each model's KL from the base (on the domain's prompts) and its accuracy "
+             f"gain over the base (on the domain's benchmarks), with a {100 * c['confidence']:g}% percentile interval "
+             f"from {c['resamples']} bootstrap resamples of the models:"]
+    for scope, reason in c["scopes"]:
+        rho = M.get(mkey("divergence", "rho", scope))
+        if rho is None:
+            lines.append(f"{scope}: not computable ({reason}).")
+            continue
+        n = int(M.get(mkey("divergence", "rho_n", scope)) or 0)
+        lo, hi = M.get(mkey("divergence", "rho_lo", scope)), M.get(mkey("divergence", "rho_hi", scope))
+        text = f"{scope}: rho = {rho:.2f}"
+        if lo is None or hi is None:
+            lines.append(f"{text} over {n} models; no interval ({reason}).")
+            continue
+        text += f" {_rho_interval(lo, hi)} over {n} models"
+        if lo > 0:
+            text += ": the models that moved further from the base gained more (the interval excludes 0)."
+        elif hi < 0:
+            text += ": the models that moved further from the base gained less (the interval excludes 0)."
+        else:
+            text += ": no clear monotone relation (the interval includes 0)."
+        lines.append(text)
+    return lines
+
+
 def inheritance_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:
     rows_l = L.get("inheritance")
     if not rows_l:
@@ -360,5 +428,5 @@ def build_tables(M: dict[str, float], L: dict[str, Any]) -> list[Table]:
                         "Share of positions changed by both models where the change has the same sign."),
            matrix_table(M, L, "overlap", "Update-footprint overlap (Jaccard of top-k% |tau| positions)",
                         f"k = {(L.get('geometry') or {}).get('top_percent')}%."),
-           kl_table(M, L), inheritance_table(M, L), behaviour_table(M, L)]
+           kl_table(M, L), kl_domain_table(M, L), kl_gain_table(M, L), inheritance_table(M, L), behaviour_table(M, L)]
     return [t for t in out if t is not None]

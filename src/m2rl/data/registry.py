@@ -3,7 +3,10 @@
 A source is a function `(source: SourceSpec, domain: str | None) -> Iterator[Row]` where a row is
 either a record dict or a `Reject` (a bad input row with its file, line and reason). `domain` is the
 domain the spec lists the source under; sources whose rows name their own domain (the Nemotron blend)
-may yield records of other domains, and the stage keeps only those of the listed domain.
+set `multi_domain = True`: the stage reads them once with `domain=None` and `domains=` the set of domains
+the spec lists them under (so they can skip work for the others), and keeps only records of those domains.
+A source whose option cannot be used (a placeholder dataset that cannot be loaded) raises
+`SourceOptionError` naming the option; the stage reports it under the source's spec path.
 Adding a source is one new file in `m2rl/data/sources/` with `@register_source("name")` (the `source`
 registry of `m2rl.registry`; its `params` model types the source's `options`).
 """
@@ -26,6 +29,14 @@ class Reject:
     line: int
     reason: str
     source: str = ""
+
+
+class SourceOptionError(ValueError):
+    """A source option that cannot be used; `option` is its path under the source (`options.x.y`)."""
+
+    def __init__(self, option: str, reason: str):
+        self.option, self.reason = option, reason
+        super().__init__(f"{option}: {reason}")
 
 
 Row = Union[dict[str, Any], Reject]

@@ -3,13 +3,24 @@
 Memory stays bounded whatever the input size: rows stream from the sources straight into parquet
 writers (one row group at a time); what is held per row is a 16-byte prompt hash for dedup and a
 4-byte prompt length for the percentiles. The whole output folder is written to a temp location and
-renamed (or uploaded) only when complete, so a failed run leaves nothing behind.
+renamed (or uploaded) only when complete, so a failed run leaves nothing behind. The `natural` mix
+(every train record once, shuffled) shuffles through bucket files, a bucket at a time in memory.
+
+Prompt templates (`source.prompt_template`) rewrite the last user message of every valid record of that
+listing before dedup. A rewording (`reword_from`, as the paper's `paper_science`) that does not match a
+prompt leaves the record unchanged and is counted in the data card (`domains.<d>.prompt_template.unmatched`)
+with a warning, rather than rejected: such a record is still a well-formed problem with a checkable label, and
+rejecting it would drop training data and count against `data.max_reject_fraction`, aborting a whole run over
+a difference of prompt style. The count says how far the paper's rewrite reached; a team that wants those
+rows gone can see them and change the template or the source.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import random
+import tempfile
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -17,13 +28,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from m2rl import storage
-from m2rl.data.registry import Reject, get_source
+from m2rl.data.registry import Reject, SourceOptionError, get_source
 from m2rl.data.split import is_eval, prompt_key
 from m2rl.names import MIX, Layout
-from m2rl.records import RecordError, RecordWriter, iter_records, validate_record
+from m2rl.records import RecordError, RecordWriter, iter_records, read_records, validate_record
 from m2rl.spec import StudySpec
-from m2rl.spec.data import DataSpec, SourceSpec
+from m2rl.spec.data import DataSpec, PromptTemplate, SourceSpec
+
+log = logging.getLogger(__name__)
+
+NATURAL_BUCKET_BATCHES = 8  # the natural mix shuffles buckets of this many batches (data.batch_rows) in memory
 
 
 class DataStageError(RuntimeError):
@@ -54,40 +71,80 @@ def _percentiles(lengths: array) -> dict[str, int]:
 
 
 def _source_key(src: SourceSpec) -> str:
-    return json.dumps(src.model_dump(mode="json"), sort_keys=True)
+    """What makes two listed sources one read: everything but the prompt template, which is per domain."""
+    return json.dumps(src.model_dump(mode="json", exclude={"prompt_template"}), sort_keys=True)
 
 
-def _iter_domain_rows(spec: DataSpec) -> Iterator[tuple[str, str, Any]]:
-    """(domain, source label, row) for every source row; multi-domain sources are read once."""
-    groups: dict[str, tuple[SourceSpec, list[str]]] = {}
+@dataclass
+class _Group:
+    """One source read once, for every domain that lists it (with each domain's own prompt template)."""
+
+    src: SourceSpec
+    where: str  # the spec path of its first listing: data.domains.<d>.sources[<i>]
+    templates: dict[str, PromptTemplate | None] = field(default_factory=dict)
+
+
+def _groups(spec: DataSpec) -> list[_Group]:
+    groups: dict[str, _Group] = {}
     for domain, dspec in spec.domains.items():
-        for src in dspec.sources:
-            groups.setdefault(_source_key(src), (src, []))[1].append(domain)
-    for src, domains in groups.values():
+        for i, src in enumerate(dspec.sources):
+            where = f"data.domains.{domain}.sources[{i}]"
+            g = groups.setdefault(_source_key(src), _Group(src, where))
+            if domain in g.templates:
+                raise DataStageError(f"{where}: the same source is listed twice for this domain")
+            g.templates[domain] = src.template()
+    return list(groups.values())
+
+
+def _iter_domain_rows(spec: DataSpec) -> Iterator[tuple[str, str, Any, PromptTemplate | None]]:
+    """(domain, source label, row, the domain's prompt template) for every source row; multi-domain sources
+    are read once."""
+    for g in _groups(spec):
+        src = g.src
         fn = get_source(src.type)
         label = f"{src.type}:{src.path}" if src.path else src.type
         try:
             if getattr(fn, "multi_domain", False):
-                wanted = set(domains)
-                for row in fn(src, None):
+                wanted = frozenset(g.templates)
+                for row in fn(src, None, domains=wanted):
                     if isinstance(row, Reject):
-                        yield "", label, row
+                        yield "", label, row, None
                     elif row.get("domain") in wanted:
-                        yield row["domain"], label, row
+                        yield row["domain"], label, row, g.templates[row["domain"]]
             else:
-                for domain in domains:
+                for domain, template in g.templates.items():
                     for row in fn(src, domain):
-                        yield domain, label, row
+                        yield domain, label, row, template
+        except SourceOptionError as exc:
+            raise DataStageError(f"{g.where}.{exc.option}: {exc.reason}") from None
         except (FileNotFoundError, ValueError, storage.StorageError) as exc:
             raise DataStageError(f"data source {label}: {exc}") from None
 
 
+def _apply_template(rec: dict[str, Any], template: PromptTemplate) -> bool:
+    """Rewrite the record's last user message with the template; False (record unchanged) when the template's
+    `reword_from` does not match it."""
+    for m in reversed(rec["prompt"]):
+        if m["role"] == "user":
+            new = template.apply(m["content"])
+            if new is None:
+                return False
+            m["content"] = new
+            return True
+    return False
+
+
 def _blend(train_files: dict[str, Path], counts: dict[str, int], spec: DataSpec, out: Path) -> dict[str, int]:
-    """Write the mix blend: each slot draws a domain by the spec's proportions (seeded), cycling a domain
-    that runs out, so the balanced run sees every domain equally often."""
+    """Write the mix blend. `natural`: every train record of every domain exactly once, in a seeded uniform
+    shuffle (the paper's multi-task set: the subsets concatenated at their natural sizes). Otherwise each slot
+    draws a domain by the spec's proportions (seeded), cycling a domain that runs out, so the balanced run sees
+    every domain equally often."""
     domains = [d for d in train_files if counts.get(d)]
     if not domains:
         return {}
+    rng = random.Random(spec.seed)
+    if spec.balance == "natural":
+        return _natural_blend({d: train_files[d] for d in domains}, rng, spec.batch_rows, out)
     if spec.balance == "equal":
         weights = [1.0] * len(domains)
     elif spec.balance == "proportional":
@@ -95,7 +152,6 @@ def _blend(train_files: dict[str, Path], counts: dict[str, int], spec: DataSpec,
     else:
         weights = [spec.domains[d].weight for d in domains]
     total = sum(counts[d] for d in domains)
-    rng = random.Random(spec.seed)
 
     def cycle(path: Path) -> Iterator[dict[str, Any]]:
         while True:
@@ -109,6 +165,36 @@ def _blend(train_files: dict[str, Path], counts: dict[str, int], spec: DataSpec,
             w.write(next(streams[d]), validated=True)
             drawn[d] += 1
     return dict(drawn)
+
+
+def _natural_blend(files: dict[str, Path], rng: random.Random, batch_rows: int, out: Path) -> dict[str, int]:
+    """Every record of `files` once, in a seeded uniform shuffle with bounded memory (the two-pass external
+    shuffle): each record goes to a uniformly drawn bucket file of about `NATURAL_BUCKET_BATCHES * batch_rows`
+    records, then each bucket is shuffled in memory and appended, bucket after bucket."""
+    total = sum(pq.ParquetFile(f).metadata.num_rows for f in files.values())
+    n_buckets = max(1, -(-total // (NATURAL_BUCKET_BATCHES * batch_rows)))
+    written: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory(prefix=".natural-", dir=out.parent) as tmp:
+        buckets = [RecordWriter(Path(tmp) / f"{i}.parquet", row_group_rows=batch_rows) for i in range(n_buckets)]
+        try:
+            for f in files.values():
+                for rec in iter_records(f, batch_rows=min(batch_rows, 1024)):
+                    buckets[rng.randrange(n_buckets)].write(rec, validated=True)
+            for b in buckets:
+                b.close()
+        except BaseException:
+            for b in buckets:
+                b.abort()
+            raise
+        with RecordWriter(out, row_group_rows=batch_rows) as w:
+            for b in buckets:
+                recs = read_records(b.path)
+                rng.shuffle(recs)
+                for rec in recs:
+                    w.write(rec, validated=True)
+                    written[rec["domain"]] += 1
+                b.path.unlink()
+    return {d: written[d] for d in files if written[d]}
 
 
 def run_data_stage(
@@ -126,12 +212,13 @@ def run_data_stage(
         per_source: Counter[str] = Counter()
         lengths: dict[str, array] = defaultdict(lambda: array("I"))
         seen: set[bytes] = set()
+        templated: dict[str, Counter[str]] = defaultdict(Counter)
         n_rows = n_rejects = 0
         reject_reasons: Counter[str] = Counter()
         rejects_tmp = tmp / "rejects.jsonl"
         try:
             with open(rejects_tmp, "w", encoding="utf-8") as rej:
-                for domain, label, row in _iter_domain_rows(dspec):
+                for domain, label, row, template in _iter_domain_rows(dspec):
                     n_rows += 1
                     if progress and n_rows % 10000 == 0:
                         progress("rows", n_rows)
@@ -149,6 +236,9 @@ def run_data_stage(
                         rej.write(json.dumps({"file": label, "line": n_rows, "id": exc.record_id,
                                               "reason": str(exc), "source": label}) + "\n")
                         continue
+                    if template is not None:
+                        applied = _apply_template(rec, template)
+                        templated[domain]["applied" if applied else "unmatched"] += 1
                     if dspec.dedup:
                         key = bytes.fromhex(prompt_key(rec))
                         if key in seen:
@@ -186,13 +276,16 @@ def run_data_stage(
         train_files = {d: tmp / "train" / f"{d}.parquet" for d in dspec.domains}
         mix_counts = _blend(train_files, {d: counts[d]["train"] for d in dspec.domains}, dspec,
                             tmp / "train" / f"{MIX}.parquet")
+        mix_total = sum(mix_counts.values())
         card = {
-            "domains": {d: dict(counts[d]) | {"prompt_chars": _percentiles(lengths[d])} for d in dspec.domains},
+            "domains": {d: dict(counts[d]) | {"prompt_chars": _percentiles(lengths[d])}
+                        | _template_card(dspec, d, templated[d]) for d in dspec.domains},
             "sources": dict(per_source),
             "rows_read": n_rows,
             "rejects": n_rejects,
             "reject_reasons": dict(reject_reasons.most_common(20)),
-            "mix": {"balance": dspec.balance, "counts": mix_counts, "total": sum(mix_counts.values())},
+            "mix": {"balance": dspec.balance, "counts": mix_counts, "total": mix_total,
+                    "shares": {d: round(c / mix_total, 4) for d, c in mix_counts.items()} if mix_total else {}},
             "eval_fraction": dspec.eval_fraction,
             "seed": dspec.seed,
         }
@@ -205,6 +298,19 @@ def run_data_stage(
         out=str(out), counts={d: dict(counts[d]) for d in dspec.domains} | {MIX: mix_counts},
         train_paths=train_paths, eval_paths=eval_paths, rejects=n_rejects, card=card,
     )
+
+
+def _template_card(spec: DataSpec, domain: str, counts: Counter[str]) -> dict[str, Any]:
+    """The domain's prompt templates (as the spec gives them) and how many records each rewrote or left
+    unchanged because a rewording did not match; a warning when some did not."""
+    given = [src.model_dump(mode="json")["prompt_template"] for src in spec.domains[domain].sources
+             if src.prompt_template is not None]
+    if not given:
+        return {}
+    if counts["unmatched"]:
+        log.warning("data.domains.%s: the prompt template did not match %d of %d records (left unchanged)",
+                    domain, counts["unmatched"], counts["applied"] + counts["unmatched"])
+    return {"prompt_template": {"templates": given, "applied": counts["applied"], "unmatched": counts["unmatched"]}}
 
 
 def _log_card(card: dict[str, Any]) -> None:

@@ -1,8 +1,15 @@
-"""`m2rl eval MODEL`: evaluate one model on benchmarks and print a table of Avg@K, pass@k, maj@K, CI."""
+"""`m2rl eval MODEL`: evaluate one model on benchmarks and print a table of Avg@K, pass@k, maj@K, CI.
+
+`m2rl benchmark NAME`: what a benchmark's loader makes of its data, before any model runs: the problems as
+unified records (`--json`: one JSON line each) and the benchmark's card (rows read, malformed rows skipped
+with their reasons, rows its rules leave out).
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -18,6 +25,10 @@ def eval_command(
     max_new_tokens: int = typer.Option(None, "--max-new-tokens", min=1, help="Cap on generated tokens."),
     batch_size: int = typer.Option(None, "--batch-size", min=1, help="Prompts per generation batch."),
     name: str = typer.Option(None, "--name", help="Model name in the eval folder and MLflow (base, mix, ...)."),
+    require_think_close: bool = typer.Option(
+        None, "--require-think-close/--no-require-think-close",
+        help="Score 0 a response without </think>; default: the spec's rewards.require_think_close.",
+    ),
 ) -> None:
     """Evaluate MODEL: sample K responses per problem, score them, write metrics.json and samples."""
     from rich.console import Console
@@ -67,6 +78,8 @@ def eval_command(
 
             result = evaluate(
                 model, benches, target, backend=backend, settings=settings, model_name=model_name, progress=progress,
+                require_think_close=(study.rewards.require_think_close if require_think_close is None
+                                     else require_think_close),
             )
     except (EvalError, RegistryError, storage.StorageError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -107,5 +120,78 @@ def results_table(result):
     return table
 
 
+def _options(items: list[str] | None) -> dict[str, Any]:
+    """`--option KEY=VALUE` pairs (the value read as YAML: numbers, booleans, lists)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            typer.echo(f"error: --option {item!r}: expected KEY=VALUE", err=True)
+            raise typer.Exit(2)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            typer.echo(f"error: --option {item!r}: {exc}", err=True)
+            raise typer.Exit(2) from None
+    return out
+
+
+def _head(rec: dict[str, Any], width: int = 100) -> str:
+    """The start of a record's last user turn, on one line."""
+    users = [m["content"] for m in rec["prompt"] if m["role"] == "user"]
+    text = " ".join((users[-1] if users else "").split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def benchmark_command(
+    name: str = typer.Argument(..., help="Registered benchmark (see `m2rl list benchmark`)."),
+    path: str = typer.Option(None, "--path", "-p", help="Local file/folder or s3:// URI instead of its hub dataset."),
+    limit: int = typer.Option(None, "--limit", "-n", min=1, help="Print at most this many problems."),
+    as_json: bool = typer.Option(False, "--json", help="One unified record per line on stdout; the card on stderr."),
+    option: list[str] = typer.Option(None, "--option", "-O", help="Benchmark option KEY=VALUE (repeatable)."),
+    spec: Path = typer.Option(None, "--spec", "-s", help="Start from this spec's entry for NAME (path, options)."),
+) -> None:
+    """Show what benchmark NAME loads: its problems as unified records and its card's counts."""
+    from m2rl import storage
+    from m2rl.evaluate.registry import EvalError, load_benchmark
+    from m2rl.registry import RegistryError
+    from m2rl.spec.evaluate import BenchmarkSpec
+
+    entry = BenchmarkSpec(name=name)
+    if spec is not None:
+        from m2rl.commands import load_spec_or_exit
+        from m2rl.evaluate.stage import study_benchmarks
+
+        study = load_spec_or_exit(spec)
+        listed = [b for b in study.evaluate.benchmarks if b.name == name]
+        entry = study_benchmarks(study, listed or [entry])[0]
+    update: dict[str, Any] = {"options": {**entry.options, **_options(option)}}
+    if path is not None:
+        update["path"] = path
+    entry = entry.model_copy(update=update)
+    try:
+        problems = load_benchmark(entry)
+    except (EvalError, RegistryError, storage.StorageError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    shown = problems[:limit] if limit is not None else list(problems)
+    card = problems.card
+    if as_json:
+        for rec in shown:
+            typer.echo(json.dumps(rec, ensure_ascii=False))
+        typer.echo(json.dumps({"card": card.to_dict()}, ensure_ascii=False), err=True)
+        return
+    for rec in shown:
+        label = rec["label"] if rec["label"] != "" else "-"
+        typer.echo(f"{rec['id']}  [{rec['verifier']['type']}: {label}]  {_head(rec)}")
+    if len(shown) < len(problems):
+        typer.echo(f"... {len(problems) - len(shown)} more")
+    typer.echo("")
+    typer.echo("\n".join(card.summary()))
+
+
 def register(app: typer.Typer) -> None:
     app.command("eval")(eval_command)
+    app.command("benchmark")(benchmark_command)

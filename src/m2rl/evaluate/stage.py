@@ -21,7 +21,14 @@ from typing import Any
 from m2rl import storage
 from m2rl.evaluate.backends import BackendOptions, Generator, get_backend
 from m2rl.evaluate.metrics import summarize
-from m2rl.evaluate.registry import Benchmark, EvalError, Sampling, get_benchmark
+from m2rl.evaluate.registry import (
+    Benchmark,
+    BenchmarkCard,
+    EvalError,
+    Sampling,
+    get_benchmark,
+    load_benchmark,
+)
 from m2rl.evaluate.samples import SampleStore, generation_key, model_fingerprint
 from m2rl.names import Layout
 from m2rl.registry import EVAL_BACKENDS
@@ -57,6 +64,7 @@ class _Run:
     records: list[dict[str, Any]]
     k: int
     sampling: Sampling
+    card: BenchmarkCard
 
 
 def default_model_name(model: str) -> str:
@@ -132,12 +140,21 @@ def _check_verifiers(bench: str, records: list[dict[str, Any]]) -> None:
             raise EvalError(f"{bench}: {exc}") from None
 
 
-def _score(records: list[dict[str, Any]], responses: list[str], settings: EvaluateSpec) -> list[Any]:
+def _score(records: list[dict[str, Any]], responses: list[str], settings: EvaluateSpec,
+           require_think_close: bool = False) -> list[Any]:
     try:
         from m2rl.verifiers import score_batch
     except ImportError as exc:
         raise EvalError(f"scoring needs m2rl.verifiers, which cannot be imported: {exc}") from None
-    return score_batch(records, responses, workers=settings.score_workers, timeout=settings.score_timeout)
+    return score_batch(records, responses, workers=settings.score_workers, timeout=settings.score_timeout,
+                       require_think_close=require_think_close)
+
+
+def _render(generator: Generator, rec: dict[str, Any]) -> str:
+    """The prompt of a record as the generator renders it, with the record's tool schemas when it has any
+    (a generator whose `render` takes messages only still renders the records without tools)."""
+    tools = rec.get("tools")
+    return generator.render(rec["prompt"], tools) if tools else generator.render(rec["prompt"])
 
 
 def _prepare(specs: Sequence[BenchmarkSpec | str]) -> list[tuple[Benchmark, BenchmarkSpec]]:
@@ -165,12 +182,14 @@ def evaluate(
     cache: str | Path | None = None,
     track: bool = True,
     progress: Progress | None = None,
+    require_think_close: bool = False,
 ) -> EvalResult:
     """Evaluate `model` (a reference m2rl.models.resolve_model understands) on `benchmarks`.
 
     `settings` (the spec's `evaluate` section) gives seed, batch size, vLLM and scoring options;
     `backend` overrides its backend. Metrics go to `out`/metrics.json and to MLflow as
     `eval/<benchmark>/<metric>` into the active run, if any (`track=False`: not even there).
+    `require_think_close` (the spec's `rewards.require_think_close`): a response without `</think>` scores 0.
     """
     t0 = time.perf_counter()
     settings = settings or EvaluateSpec()
@@ -184,14 +203,15 @@ def evaluate(
     folder = _resolve_model(model, cache)
     runs = []
     for bench, spec in pairs:
-        records = bench.loader(spec)
+        problems = load_benchmark(spec, bench)
+        records = list(problems)
         if spec.limit is not None:
             records = records[: spec.limit]
         if not records:
             raise EvalError(f"{bench.name}: no problems to evaluate")
         _check_verifiers(bench.name, records)
         k, sampling = bench.resolve(spec)
-        runs.append(_Run(bench, spec, records, k, sampling))
+        runs.append(_Run(bench, spec, records, k, sampling, problems.card))
 
     fingerprint = model_fingerprint(folder)
     own = settings.backend_options if backend == settings.backend else {}
@@ -219,7 +239,7 @@ def evaluate(
                 if generator is None:
                     generator = backend_cls(folder, options)
                 t_gen = time.perf_counter()
-                rendered = sorted(((r, generator.render(r["prompt"])) for r in todo), key=lambda x: -len(x[1]))
+                rendered = sorted(((r, _render(generator, r)) for r in todo), key=lambda x: -len(x[1]))
                 for start in range(0, len(rendered), settings.batch_size):
                     chunk = rendered[start : start + settings.batch_size]
                     ids = [r["id"] for r, _ in chunk]
@@ -235,7 +255,8 @@ def evaluate(
                     if progress:
                         progress(run.bench.name, done, len(run.records))
                 result.generation_seconds += time.perf_counter() - t_gen
-            report[run.bench.name] = _score_and_write(run, cached, store, settings, result)
+            report[run.bench.name] = _score_and_write(run, cached, store, settings, result, require_think_close,
+                                                       track)
     finally:
         if generator is not None:
             result.generated_tokens = generator.generated_tokens
@@ -248,7 +269,8 @@ def evaluate(
     all_domains = {**{b: str(m.get("domain", "other")) for b, m in kept.items()}, **result.domains}
     result.domain_metrics = domain_aggregate(result.metrics, result.domains)
     doc = {"model": model_name, "model_ref": str(model), "model_fingerprint": fingerprint, "backend": backend,
-           "seed": settings.seed, "benchmarks": dict(sorted({**kept, **report}.items())),
+           "seed": settings.seed, "require_think_close": require_think_close,
+           "benchmarks": dict(sorted({**kept, **report}.items())),
            "domains": domain_aggregate(all_metrics, all_domains)}
     storage.write_text(storage.join(out, "metrics.json"), json.dumps(doc, indent=2, sort_keys=True))
     result.wall_seconds = time.perf_counter() - t0
@@ -274,11 +296,11 @@ def _previous_metrics(out: str, fingerprint: str) -> dict[str, dict[str, Any]]:
 
 def _score_and_write(
     run: _Run, cached: dict[tuple[str, int], dict[str, Any]], store: SampleStore, settings: EvaluateSpec,
-    result: EvalResult,
+    result: EvalResult, require_think_close: bool = False, track: bool = False,
 ) -> dict[str, Any]:
     rows = [cached[(r["id"], i)] for r in run.records for i in range(run.k)]
     recs = [r for r in run.records for _ in range(run.k)]
-    scores = _score(recs, [row["response"] for row in rows], settings)
+    scores = _score(recs, [row["response"] for row in rows], settings, require_think_close)
     table, score_rows, answer_rows = [], [], []
     for j, rec in enumerate(run.records):
         s_row, a_row = [], []
@@ -299,7 +321,12 @@ def _score_and_write(
     result.metrics[run.bench.name] = metrics
     result.domains[run.bench.name] = run.bench.domain
     result.samples[run.bench.name] = store.samples_uri
-    return {**metrics, "domain": run.bench.domain, "sampling": asdict(run.sampling)}
+    card = run.card.to_dict()
+    if track:
+        from m2rl import tracking
+
+        tracking.log_dict(card, f"{run.bench.name}/benchmark_card.json")
+    return {**metrics, "domain": run.bench.domain, "sampling": asdict(run.sampling), "card": card}
 
 
 def domain_aggregate(metrics: dict[str, dict[str, float]], domains: dict[str, str]) -> dict[str, dict[str, float]]:

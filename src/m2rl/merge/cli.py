@@ -100,7 +100,13 @@ def merge_command(
     base_ref = base or (study.base_model if study is not None else None)
     experts = list(model or [])
     if not experts and study is not None:
-        experts = [Layout(study.artifact_root).model(single_name(d)) for d in study.domains]
+        from m2rl.merge.stage import expert_checkpoints
+
+        try:  # each domain's expert at the step merge.expert_steps names (default its final one)
+            experts = expert_checkpoints({d: Layout(study.artifact_root).model(single_name(d)) for d in study.domains},
+                                         study.merge.expert_steps)
+        except MergeError as exc:
+            _fail(str(exc))
     if base_ref is None or not experts:
         _fail("need a base (--base or --spec) and experts (--model or --spec)")
     entries = [m for m in block.methods if not only or m.label in only]

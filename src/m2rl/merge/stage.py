@@ -6,6 +6,10 @@ and its bytes go straight into output shards planned in advance, so peak memory 
 O(models x chunk) for element-wise methods and O(models x largest tensor) at most (TSV),
 independent of the model's size. The output folder (shards, `model.safetensors.index.json`, the
 base's config / tokenizer / generation config, `merge_card.json`) appears only when complete.
+
+Which checkpoint of an expert is merged (`merge.expert_steps`): `expert_checkpoint` reads the expert's
+`train_card.json`; its final step is the expert folder itself, an earlier one the copy the train stage
+kept (`step_checkpoints`, under the run's checkpoint folder, locally or in S3).
 """
 
 from __future__ import annotations
@@ -58,6 +62,44 @@ def _local(uri: str, cache: str | Path | None, what: str) -> Path:
     if not p.is_dir():
         raise MergeError(f"{what}: {uri}: checkpoint folder not found")
     return p
+
+
+def expert_checkpoint(model: str, step: int | None, what: str = "merge.expert_steps") -> str:
+    """The checkpoint of expert `model` (a trained model folder or URI) at training step `step`: `model`
+    itself for None or its final step, else the kept copy its train card lists; any other step is an error
+    naming the steps that exist."""
+    model = str(model)
+    if step is None:
+        return model
+    card_uri = storage.join(model, "train_card.json")
+    try:
+        card = json.loads(storage.read_text(card_uri))
+        final = int(card["steps"])
+        kept = {int(k): str(v) for k, v in (card.get("step_checkpoints") or {}).items()}
+    except (storage.StorageError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise MergeError(f"{what}: {card_uri}: no readable train card with its steps ({exc}), so step {step} "
+                         "cannot be found") from None
+    if step == final:
+        return model
+    if step in kept:
+        uri = kept[step]
+        if not storage.exists(storage.join(uri, "config.json")):
+            raise MergeError(f"{what}: step {step} of {model} is listed at {uri}, but no checkpoint is there")
+        return uri
+    have = ", ".join(str(s) for s in sorted({*kept, final}))
+    raise MergeError(f"{what}: {model} has no checkpoint of step {step}; steps that exist: {have} (the train stage "
+                     "keeps the step merge.expert_steps names for the run, set before it trains)")
+
+
+def expert_checkpoints(experts: dict[str, str], steps: dict[str, int]) -> list[str]:
+    """The checkpoint merged for each domain's expert (`experts`: domain -> trained model) at the step
+    `steps` (`merge.expert_steps`) names, in the order of `experts`; a step for a domain without an expert
+    is an error."""
+    extra = sorted(set(steps) - set(experts))
+    if extra:
+        raise MergeError(f"merge.expert_steps: {', '.join(extra)} has no expert to merge; the experts are "
+                         f"{', '.join(experts)}")
+    return [expert_checkpoint(uri, steps.get(d), f"merge.expert_steps.{d}") for d, uri in experts.items()]
 
 
 def _fingerprint(src: SafetensorsSource) -> tuple[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from m2rl.spec.base import StrictModel
@@ -21,3 +23,7 @@ class AnalysisSpec(StrictModel):
     kl_prompts: int = Field(default=32, ge=1, description="Prompts sampled from eval splits for token KL.")
     kl_max_new_tokens: int = Field(default=64, ge=1, description="Tokens generated per prompt for token KL.")
     seed: int = Field(default=0, description="Seed of projections and prompt sampling.")
+    options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-analysis parameters {analysis: {param: value}}, typed by its Params (m2rl list analysis).",
+    )

@@ -85,6 +85,10 @@ def name_problems(data: Mapping[str, Any]) -> list[str]:
     out += _named(EVAL_BACKENDS, evaluate, "backend", "evaluate", "backend_options", default=DEFAULT_EVAL_BACKEND)
     train = _map(data.get("train"))
     out += _named(TRAIN_BACKENDS, train, "backend", "train", "backend_options", default=DEFAULT_TRAIN_BACKEND)
-    for i, a in enumerate(_list(_map(data.get("analysis")).get("analyses"))):
+    analysis = _map(data.get("analysis"))
+    for i, a in enumerate(_list(analysis.get("analyses"))):
         out += ANALYSES.problems(a, where=f"analysis.analyses[{i}]")
+    for name, params in _map(analysis.get("options")).items():
+        out += ANALYSES.problems(name, _params(params), where=f"analysis.options.{name}",
+                                 params_where=f"analysis.options.{name}")
     return out

@@ -15,8 +15,9 @@ from m2rl.spec.base import StrictModel
 from m2rl.spec.data import DataSpec
 from m2rl.spec.evaluate import EvaluateSpec
 from m2rl.spec.kubernetes import KubernetesSpec
-from m2rl.spec.merge import MergeSpec
+from m2rl.spec.merge import MergeSpec, unsaved_step
 from m2rl.spec.resolve import name_problems
+from m2rl.spec.rewards import RewardsSpec
 from m2rl.spec.train import TrainSpec
 
 
@@ -44,6 +45,7 @@ class StudySpec(StrictModel):
     train: TrainSpec = Field(default_factory=TrainSpec, description="GRPO recipe of every training run.")
     merge: MergeSpec = Field(default_factory=MergeSpec, description="Merges of the single-domain experts.")
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec, description="Benchmarks and sampling.")
+    rewards: RewardsSpec = Field(default_factory=RewardsSpec, description="Scoring of responses (train and eval).")
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec, description="Analyses after evaluation.")
     tracking: TrackingSpec = Field(default_factory=TrackingSpec, description="MLflow tracking.")
     artifact_root: str = Field(
@@ -71,6 +73,19 @@ class StudySpec(StrictModel):
     def _merge_needs_methods(self) -> StudySpec:
         if "merge" in self.paradigms and not self.merge.methods:
             raise ValueError("merge.methods: the merge paradigm needs at least one method")
+        return self
+
+    @model_validator(mode="after")
+    def _expert_steps_are_saved(self) -> StudySpec:
+        """Every `merge.expert_steps` entry names a domain of the study and a step its run saves."""
+        problems = []
+        for domain, step in self.merge.expert_steps.items():
+            if domain not in self.data.domains:
+                problems.append(f"{domain}: not a domain of this study ({', '.join(self.data.domains)})")
+            elif why := unsaved_step(step, self.train.steps, self.train.save_steps):
+                problems.append(f"{domain}: {why}")
+        if problems:
+            raise ValueError("\n".join(f"merge.expert_steps.{p}" for p in problems))
         return self
 
     @property

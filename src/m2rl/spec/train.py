@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from m2rl.spec.base import StrictModel
 
@@ -23,6 +23,27 @@ class VllmSpec(StrictModel):
     enable_sleep: bool = Field(default=True, description="Sleep vLLM while the actor trains (colocated).")
 
 
+class ImportanceSamplingSpec(StrictModel):
+    """Truncated importance sampling between the rollout policy (the vLLM sampler) and the train policy (the
+    actor): each token's (or sequence's) policy-gradient term is weighted by pi_train / pi_rollout, clipped
+    (or masked) to [low, high]."""
+
+    level: Literal["off", "token", "sequence"] = Field(
+        default="off", description="Granularity of the IS weight: off (no correction), token or sequence."
+    )
+    mode: Literal["clip", "mask"] = Field(
+        default="clip", description="clip: truncate the weight into [low, high] (TIS); mask: drop units outside it."
+    )
+    low: float = Field(default=0.0, ge=0, description="Lower bound of the IS weight.")
+    high: float = Field(default=2.0, gt=0, description="Upper bound of the IS weight (C of truncated IS).")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ImportanceSamplingSpec:
+        if self.low >= self.high:
+            raise ValueError(f"low: must be below high, got low={self.low} >= high={self.high}")
+        return self
+
+
 class TrainSpec(StrictModel):
     """GRPO hyper-parameters; field names are backend-neutral and mapped per backend."""
 
@@ -31,6 +52,14 @@ class TrainSpec(StrictModel):
         default_factory=dict, description="Backend-specific options, typed by the backend's Params (m2rl list train_backend)."
     )
     lr: float = Field(default=2e-6, gt=0, description="Actor learning rate.")
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay of the actor.")
+    adam_betas: tuple[float, float] | None = Field(
+        default=None, description="AdamW (beta1, beta2); None keeps the backend's own (OpenRLHF 0.9, 0.95; TRL 0.9, 0.999)."
+    )
+    importance_sampling: ImportanceSamplingSpec = Field(
+        default_factory=ImportanceSamplingSpec,
+        description="Rollout/train policy mismatch correction (truncated importance sampling).",
+    )
     lr_scheduler: str = Field(default="constant", description="LR schedule (constant, cosine, linear, ...).")
     lr_warmup_ratio: float = Field(default=0.0, ge=0, lt=1, description="Fraction of steps used for warmup.")
     samples_per_prompt: int = Field(default=16, ge=1, description="Responses sampled per prompt (GRPO group).")
@@ -80,6 +109,13 @@ class TrainSpec(StrictModel):
     cpu_threads: int | None = Field(
         default=None, ge=1, description="torch threads of the TRL backend on the CPU; default all cores."
     )
+
+    @field_validator("adam_betas")
+    @classmethod
+    def _betas(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not all(0 <= b < 1 for b in v):
+            raise ValueError(f"each beta must be in [0, 1), got {list(v)}")
+        return v
 
     @model_validator(mode="after")
     def _group_needs_samples(self) -> TrainSpec:

@@ -28,6 +28,7 @@ class TrainJob:
     checkpoint_dir: str  # periodic resumable checkpoints (local folder or s3:// URI)
     scratch: Path  # local working folder of this job
     steps: int
+    keep_steps: tuple[int, ...] = ()  # steps before the last whose weights are kept for a merge (merge.expert_steps)
     data_local: Path | None = None  # local copy of the train records parquet (None in a dry run)
     base_local: Path | None = None  # resolved base checkpoint folder (None in a dry run)
     num_records: int = 0

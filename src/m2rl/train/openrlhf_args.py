@@ -23,7 +23,7 @@ class OpenRLHFPaths:
     """Where one OpenRLHF job reads and writes (paths inside the GPU pod / Ray job)."""
 
     pretrain: str  # base checkpoint folder (or HF id)
-    prompt_data: str  # JSONL of {"prompt": [messages], "label": <verifier label JSON>, "datasource": <domain>}
+    prompt_data: str  # JSONL of {"prompt": <rendered prompt text>, "label": <verifier label JSON>, "datasource": <domain>}
     output_dir: str  # final Hugging Face weights (--ckpt.output_dir)
     ckpt_path: str  # periodic DeepSpeed + HF checkpoints, resumed from (--ckpt.path)
     reward: str  # the reward hook file (`reward_func(queries, prompts, labels)`); train.reward_url overrides it
@@ -54,6 +54,12 @@ def check_openrlhf(t: TrainSpec) -> None:
         raise TrainError(
             f"train.vllm: colocated vLLM needs num_engines x tensor_parallel_size = nodes x gpus_per_node, "
             f"got {t.vllm.num_engines} x {t.vllm.tensor_parallel_size} != {t.nodes} x {t.gpus_per_node}"
+        )
+    isc = t.importance_sampling
+    if isc.level == "sequence" and isc.mode == "clip":
+        raise TrainError(
+            "train.importance_sampling: OpenRLHF clips token-level weights only (is_correction_mode clip needs "
+            "is_correction_level token); use level: token, or mode: mask at the sequence level"
         )
     if t.samples_per_prompt < 2 and t.advantage_estimator in ("group_norm", "dr_grpo", "rloo", "reinforce_baseline"):
         raise TrainError(f"train.samples_per_prompt: {t.advantage_estimator} needs at least 2")
@@ -87,10 +93,11 @@ def openrlhf_args(t: TrainSpec, *, steps: int, paths: OpenRLHFPaths, run_name: s
     # Model, reward, data.
     flag("actor.model_name_or_path", paths.pretrain)
     flag("reward.remote_url", t.reward_url or paths.reward)
+    # Prompts arrive rendered (`m2rl.records.render_chat`: the chat template with the record's tools), which
+    # OpenRLHF's own `--data.apply_chat_template` cannot do (it passes no `tools=`): so no template flag here.
     flag("data.prompt_dataset", paths.prompt_data)
     flag("data.input_key", INPUT_KEY)
     flag("data.label_key", LABEL_KEY)
-    flag("data.apply_chat_template")
     flag("data.max_samples", steps * t.rollout_batch_size)
     flag("train.num_episodes", 1)
     flag("data.max_len", t.max_prompt_len + t.max_new_tokens)
@@ -114,8 +121,18 @@ def openrlhf_args(t: TrainSpec, *, steps: int, paths: OpenRLHFPaths, run_name: s
     flag("actor.eps_clip_low_high", t.clip_low, t.clip_high)
     if t.entropy_coef is not None:
         flag("actor.entropy_coef", t.entropy_coef)
+    # Truncated importance sampling between the vLLM rollout policy and the actor (ratio-gated).
+    isc = t.importance_sampling
+    if isc.level != "off":
+        flag("algo.advantage.is_correction_level", "seq" if isc.level == "sequence" else "token")
+        flag("algo.advantage.is_correction_mode", isc.mode)
+        flag("algo.advantage.is_correction_gating", "ratio")
+        flag("algo.advantage.is_correction_threshold", isc.low, isc.high)
     # Optimizer and schedule.
     flag("actor.adam.lr", t.lr)
+    flag("actor.adam.weight_decay", t.weight_decay)
+    if t.adam_betas is not None:
+        flag("actor.adam.betas", *t.adam_betas)
     flag("actor.lr_scheduler", t.lr_scheduler)
     flag("actor.lr_warmup_ratio", t.lr_warmup_ratio)
     flag("actor.min_lr_ratio", t.min_lr_ratio)

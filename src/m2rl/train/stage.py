@@ -5,7 +5,9 @@ runs the spec's backend (`trl` on the CPU, `openrlhf` on GPU pods), and writes a
 checkpoint folder at `out` with `train_card.json` beside the weights. Metrics go live to the active MLflow
 run, the caller's (`train/<domain>/reward`, `train/reward`, `train/kl`, ..., `cost/gpu_hours`). Periodic
 checkpoints go to `checkpoint_dir` (default `<artifact_root>/checkpoints/<name of out>`); a rerun after
-a kill or a preemption resumes from the latest one.
+a kill or a preemption resumes from the latest one. The step `merge.expert_steps` names for a
+single-domain run, when before its last, is kept at `<checkpoint_dir>/steps/<step>` (listed in the card's
+`step_checkpoints`); the rest of the periodic checkpoints is deleted when the run finishes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 from m2rl import storage
 from m2rl.names import MIX, Layout
 from m2rl.spec import StudySpec
+from m2rl.spec.merge import unsaved_step
+from m2rl.train import checkpoints
 from m2rl.train.job import TrainError, TrainJob
 from m2rl.train.registry import get_backend
 
@@ -66,13 +70,25 @@ def plan(
         if not value or not str(value).strip():
             raise TrainError(f"{name}: must not be empty")
     steps = (spec.train.mix_steps or spec.train.steps) if run == MIX else spec.train.steps
+    keep = _kept_steps(spec, run, steps)
     name = _basename(out)
     ckpt = checkpoint_dir or Layout(spec.artifact_root).checkpoints(name)
     work = Path(scratch) if scratch else Path(spec.work_dir) / "train" / name
     return TrainJob(
         spec=spec, run=run, data=str(data), base=str(base), out=str(out), checkpoint_dir=str(ckpt),
-        scratch=work, steps=steps,
+        scratch=work, steps=steps, keep_steps=keep,
     )
+
+
+def _kept_steps(spec: StudySpec, run: str, steps: int) -> tuple[int, ...]:
+    """The step before the last that a merge takes from this run (`merge.expert_steps`), checked to be saved."""
+    step = spec.merge.expert_steps.get(run) if run != MIX and "merge" in spec.paradigms else None
+    if step is None or step == steps:
+        return ()
+    why = unsaved_step(step, steps, spec.train.save_steps)
+    if why:
+        raise TrainError(f"merge.expert_steps.{run}: {why}")
+    return (step,)
 
 
 def _fetch_data(job: TrainJob) -> None:
@@ -161,6 +177,9 @@ def train(
             "records": job.num_records, "lr": t.lr, "samples_per_prompt": t.samples_per_prompt,
             "rollout_batch_size": t.rollout_batch_size, "kl_coef": t.kl_coef, "clip_low": t.clip_low,
             "clip_high": t.clip_high, "max_new_tokens": t.max_new_tokens, "temperature": t.temperature,
+            "weight_decay": t.weight_decay, "adam_betas": t.adam_betas or "backend default",
+            "importance_sampling": t.importance_sampling.level,
+            "require_think_close": spec.rewards.require_think_close,
         },
         tags={"m2rl.backend": backend.name, "m2rl.domains": ",".join(job.domains)}, run_id=run_id,
     )
@@ -168,6 +187,7 @@ def train(
     started = time.monotonic()
     with storage.output_dir(out) as tmp:
         outcome = backend.run(job, Path(tmp), sink)
+        kept = _check_kept(job)
         wall = outcome.prior_wall_seconds + (time.monotonic() - started)
         cost = RunCost(device=backend.device, num_devices=backend.num_devices(job), wall_seconds=wall)
         curve = [p.to_json() for p in outcome.reward_curve]
@@ -187,6 +207,7 @@ def train(
             "records": job.num_records,
             "domain_counts": job.domain_counts,
             "resumed_from_step": outcome.resumed_from_step,
+            "step_checkpoints": kept,
             "mlflow_run_id": run_id,
             **outcome.extra,
         }
@@ -203,20 +224,46 @@ def train(
     )
 
 
+def _check_kept(job: TrainJob) -> dict[str, str]:
+    """step -> URI of each kept step (`job.keep_steps`); a step the backend did not keep is an error."""
+    from m2rl.checkpoint import SIDE_FILES
+
+    kept = {}
+    for step in job.keep_steps:
+        uri = storage.join(job.checkpoint_dir, checkpoints.STEPS_DIR, str(step))
+        if not storage.exists(storage.join(uri, SIDE_FILES[0])):
+            raise RuntimeError(f"{job.name}: the weights of step {step} (merge.expert_steps.{job.run}) were not "
+                               f"kept at {uri}")
+        kept[str(step)] = uri
+    return kept
+
+
 def _drop_checkpoints(uri: str) -> None:
-    """The run finished and its checkpoint is at `out`: the periodic ones are no longer needed."""
+    """The run finished and its checkpoint is at `out`: the periodic ones are no longer needed (the kept
+    steps under `steps/` stay)."""
     import shutil
 
+    keep = checkpoints.STEPS_DIR + "/"
     if storage.is_s3(uri):
         bucket, key = storage.parse_s3(uri)
         prefix = key.rstrip("/") + "/"
         client = storage.s3_client()
         try:
-            names = storage.list_files(uri)
+            names = [n for n in storage.list_files(uri) if not n.startswith(keep)]
         except storage.StorageError:
             return
         for i in range(0, len(names), 1000):
             chunk = names[i : i + 1000]
             client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": prefix + r} for r in chunk]})
     else:
-        shutil.rmtree(uri, ignore_errors=True)
+        root = Path(uri)
+        if not (root / checkpoints.STEPS_DIR).is_dir():
+            shutil.rmtree(root, ignore_errors=True)
+            return
+        for child in root.iterdir():
+            if child.name == checkpoints.STEPS_DIR:
+                continue
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)

@@ -21,6 +21,11 @@ def register(app: typer.Typer) -> None:
         max_queue: int = typer.Option(64, help="Requests waiting beyond those; more get 503."),
         max_body_mb: float = typer.Option(64.0, help="Largest request body in MiB; larger gets 413."),
         max_items: int = typer.Option(4096, help="Most queries in one request; more gets 413."),
+        require_think_close: Optional[bool] = typer.Option(
+            None, "--require-think-close/--no-require-think-close",
+            help="Score 0 a response without </think> (the spec's rewards.require_think_close); default "
+                 "$M2RL_REQUIRE_THINK_CLOSE.",
+        ),
     ) -> None:
         """Serve OpenRLHF's HTTP remote-reward protocol (POST query/prompts/labels; GET /health)."""
         from m2rl.verifiers.service import ServiceConfig, serve
@@ -29,6 +34,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("limits must be positive (max_queue may be 0)")
         cfg = ServiceConfig(max_body_bytes=int(max_body_mb * 1024 * 1024), max_items=max_items,
                             max_concurrent=max_concurrent, max_queue=max_queue, workers=workers, timeout=timeout)
+        if require_think_close is not None:
+            cfg.require_think_close = require_think_close
         serve(host, port, cfg, ready=lambda url: typer.echo(f"m2rl reward service on {url}", err=True))
 
     @app.command("score")

@@ -245,6 +245,10 @@ def _h_child(ctx: dict, test: dict, fds: tuple[int, int, int, int]) -> None:
         main = types.ModuleType("__main__")
         main.__file__ = "solution.py"
         sys.modules["__main__"] = main
+        # `exit()` works as in LiveCodeBench (its `from sys import *` makes it `sys.exit`); without `site`
+        # it would be undefined. `quit()` stays undefined: LCB's reliability_guard sets it to None.
+        main.__builtins__ = dict(vars(__builtins__) if isinstance(__builtins__, types.ModuleType)
+                                 else __builtins__, exit=sys.exit)
         code = 0
         try:
             exec(compile(ctx["code"], "solution.py", "exec"), main.__dict__)
@@ -256,9 +260,14 @@ def _h_child(ctx: dict, test: dict, fds: tuple[int, int, int, int]) -> None:
                 os.write(3, marshal.dumps(_plain(value)))
         except SystemExit as exc:
             c = exc.code
-            code = 0 if c is None else c if isinstance(c, int) else 1
             if not isinstance(c, (int, type(None))):
                 print(c, file=sys.stderr)
+            code = 0 if c is None else c if isinstance(c, int) else 1
+            if ctx["fn_name"] is None:  # say that the program ended by SystemExit (a stdio test's `result`)
+                try:
+                    os.write(3, marshal.dumps({"system_exit": code}))
+                except OSError:  # the program closed fd 3: a plain exit status then
+                    pass
         except BaseException:
             import traceback
 
@@ -363,6 +372,16 @@ def _h_run_test(ctx: dict, index: int, test: dict) -> dict:
         except (ValueError, EOFError, TypeError):
             rec["status"] = "runtime_error"
             rec["stderr"] += "\n(the function returned nothing readable)"
+    elif ctx["fn_name"] is None and res and rec["status"] in ("ok", "runtime_error"):
+        # a stdin/stdout program that raised SystemExit: `result` is {"system_exit": status}; the exit
+        # status itself is reported as it was (the scorer decides what a SystemExit means)
+        try:
+            got = marshal.loads(res)
+        except (ValueError, EOFError, TypeError):
+            got = None
+        code = got.get("system_exit") if isinstance(got, dict) else None
+        if isinstance(code, int) and code & 0xFF == rec.get("returncode"):
+            rec["result"] = {"system_exit": code}
     return rec
 
 

@@ -3,7 +3,8 @@
 POST / (any path but /health) with JSON `{"query": [...], "prompts": [...], "labels": [...]}` (each
 query the decoded prompt + response, each label an encoded record) answers `{"rewards": [...],
 "scores": [...], "extra_logs": {name: [...]}}`, one value per query, scored through `score_batch`.
-GET /health answers `{"status": "ok", ...}`.
+GET /health answers `{"status": "ok", "require_think_close": ..., ...}` (training checks the gate against
+its spec before it starts).
 
 Limits: at most `max_concurrent` requests score at once and at most `max_queue` more wait; beyond
 that a request gets 503 with Retry-After. A body over `max_body_bytes` gets 413, more than
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from m2rl.spec.data import DOMAINS
-from m2rl.verifiers.adapters import response_of, score_labeled
+from m2rl.verifiers.adapters import response_of
+from m2rl.verifiers.openrlhf_reward import THINK_ENV, env_flag, score_gated
 
 
 @dataclass
@@ -33,6 +35,7 @@ class ServiceConfig:
     max_queue: int = 64
     workers: int | None = None
     timeout: float | None = None
+    require_think_close: bool = field(default_factory=lambda: bool(env_flag(THINK_ENV)))  # rewards.require_think_close
 
 
 class _HTTPError(Exception):
@@ -66,7 +69,8 @@ def _parse(body: bytes, cfg: ServiceConfig) -> tuple[list[str], list[str], list[
 
 def score_request(queries: list[str], prompts: list[str], labels: list[Any], cfg: ServiceConfig) -> dict[str, Any]:
     responses = [response_of(q, p) for q, p in zip(queries, prompts, strict=True)]
-    scores, domains = score_labeled(responses, labels, workers=cfg.workers, timeout=cfg.timeout)
+    scores, domains = score_gated(responses, labels, require_think_close=cfg.require_think_close,
+                                  workers=cfg.workers, timeout=cfg.timeout)
     values = [s.value for s in scores]
     extra: dict[str, list[float]] = {}
     for d in DOMAINS:
@@ -118,7 +122,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
         if self.path.rstrip("/") in ("/health", "/healthz"):
             srv = self.server
-            self._send(200, {"status": "ok", "in_flight": srv.admitted, "served": srv.served,
+            self._send(200, {"status": "ok", "require_think_close": srv.cfg.require_think_close,
+                             "in_flight": srv.admitted, "served": srv.served,
                              "max_concurrent": srv.cfg.max_concurrent, "max_queue": srv.cfg.max_queue})
         else:
             self._send(404, {"error": f"no such resource {self.path!r}; POST a scoring request, GET /health"})

@@ -5,6 +5,8 @@ the columns `label` and `verifier` (a mapping or JSON text; plus `domain` and `i
 from one encoded `label` column (`m2rl.verifiers.encode_label`). A completion is text, or a
 conversational list of messages (the assistant messages' text is scored). Scoring goes through
 `score_batch` (worker processes, a hard per-item timeout). Returns one float in [0, 1] per completion.
+`require_think_close=True` (the spec's `rewards.require_think_close`; the trl backend binds it) scores a
+completion without `</think>` 0.
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ def _record(i: int, columns: Mapping[str, Any]) -> dict[str, Any]:
             "id": col("id")}
 
 
-def reward_func(prompts: Sequence[Any] | None = None, completions: Sequence[Any] | None = None,
-                **kwargs: Any) -> list[float]:
+def reward_func(prompts: Sequence[Any] | None = None, completions: Sequence[Any] | None = None, *,
+                require_think_close: bool = False, **kwargs: Any) -> list[float]:
     """One reward in [0, 1] per completion (a bad record row scores 0)."""
     if completions is None:
         raise TypeError("reward_func needs `completions`")
@@ -84,7 +86,7 @@ def reward_func(prompts: Sequence[Any] | None = None, completions: Sequence[Any]
             except VerifierError:
                 continue
         scores: list[Score] = score_batch([recs[j] for j in good], [texts[idx[j]] for j in good],
-                                          workers=workers, timeout=timeout)
+                                          workers=workers, timeout=timeout, require_think_close=require_think_close)
         for j, s in zip(good, scores, strict=True):
             out[idx[j]] = s.value
     return out

@@ -9,6 +9,13 @@ expert for the mixed and merged models. Each model is loaded once per group of p
 continuation it takes part in (its own, as a policy; those of the policies it is a reference of); one model
 is in memory at a time, plus the policies' log-probabilities for one group of prompts (`KEPT_BYTES` at most:
 the groups are sized for it).
+
+Every KL is also kept per domain (the tokens of that domain's prompts only). Divergence against gains: for each
+domain, Spearman's rho between every model's KL from the base on the domain's prompts and its accuracy gain over
+the base on the domain's benchmarks (mean of avg@k minus the base's), and overall (KL on every prompt against
+the gain on the average of all benchmarks), with a seeded percentile interval from resampling the models
+(`Params`: resamples, confidence, seed). Ties take average ranks; with fewer than `MIN_MODELS` models, or a
+constant KL or gain, rho is reported as not computable with the reason.
 """
 
 from __future__ import annotations
@@ -18,11 +25,25 @@ import time
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from m2rl.analysis.registry import AnalysisContext, register
-from m2rl.analysis.stats import finite
+from m2rl.analysis.stats import bootstrap_indices, finite, percentile_ci, scope_seed, spearman
+from m2rl.registry import StrictModel
 
 KEPT_BYTES = 2 << 30  # policy log-probs kept for their references, per group of prompts
+MIN_MODELS = 3  # a rank correlation of two models is always +-1: it says nothing
+OVERALL = "overall"
+
+
+class Params(StrictModel):
+    """Settings of the correlation between each model's KL from the base and its accuracy gain."""
+
+    resamples: int | None = Field(default=None, ge=1, description=(
+        "Bootstrap resamples of the models for the interval of Spearman's rho; default evaluate.bootstrap."))
+    confidence: float = Field(default=0.95, gt=0, lt=1, description="Coverage of rho's percentile interval.")
+    seed: int | None = Field(default=None, description="Seed of the bootstrap over models; default analysis.seed.")
+
 
 def render_prompt(tok, prompt: str) -> str:
     """The prompt as the model saw it: templated text as is; chat messages (JSON) or plain text templated."""
@@ -167,8 +188,10 @@ def visit_order(ctx: AnalysisContext) -> list[str]:
     return combined + [n for n in ctx.models if n not in combined] + [ctx.base.name]
 
 
-def _score_group(ctx, tok, prompt_ids, indices, continuations, consumers, kl_sum, kl_tokens, end_id) -> None:
-    """Load every model once (policies before their references) and add the group's KL terms."""
+def _score_group(ctx, tok, prompt_ids, bench_of, indices, continuations, consumers, kl_sum, kl_tokens,
+                 end_id) -> None:
+    """Load every model once (policies before their references) and add the group's KL terms, keyed by
+    (policy, reference, benchmark of the prompt)."""
     kept: dict[tuple[str, int], Any] = {}
     pending = {name: len(references_of(ctx, name)) for name in ctx.models}
     for name in visit_order(ctx):
@@ -181,7 +204,7 @@ def _score_group(ctx, tok, prompt_ids, indices, continuations, consumers, kl_sum
                     continuations[name][i] = _generate(model, tok, pids, ctx.params.kl_max_new_tokens) or [end_id]
                 kept[(name, i)] = scorer.logprobs(pids, continuations[name][i])
             for policy in consumers.get(name, []):
-                key = (policy, name)
+                key = (policy, name, bench_of[i])
                 ref_lp = scorer.logprobs(pids, continuations[policy][i])
                 kl_sum[key] = kl_sum.get(key, 0.0) + sequence_kl(kept[(policy, i)], ref_lp)
                 kl_tokens[key] = kl_tokens.get(key, 0) + len(continuations[policy][i])
@@ -193,7 +216,62 @@ def _score_group(ctx, tok, prompt_ids, indices, continuations, consumers, kl_sum
         del scorer, model
 
 
-@register("divergence")
+def _spearman_interval(kl: np.ndarray, gain: np.ndarray, resamples: int, confidence: float,
+                       seed: int) -> tuple[float | None, float | None, int]:
+    """Percentile interval of rho over resampled models, and how many resamples had a defined rho (a resample
+    that drew one KL or one gain only is left out)."""
+    idx = bootstrap_indices(kl.size, resamples, seed)
+    draws = spearman(kl[idx], gain[idx])
+    draws = draws[np.isfinite(draws)]
+    if not draws.size:
+        return None, None, 0
+    lo, hi = percentile_ci(draws, confidence)
+    return lo, hi, int(draws.size)
+
+
+def correlate(scope: str, kl: dict[str, float | None], gain: dict[str, float | None], resamples: int,
+              confidence: float, seed: int) -> dict[str, Any]:
+    """Spearman's rho of KL against gain over the models that have both, with its bootstrap interval, or the
+    reason it cannot be computed. The bootstrap seed is `seed` mixed with the scope's name."""
+    models = [m for m in kl if kl[m] is not None and gain.get(m) is not None]
+    row: dict[str, Any] = {"scope": scope, "models": models, "n": len(models), "rho": None, "ci_low": None,
+                           "ci_high": None, "resamples_used": 0, "reason": None}
+    x = np.array([kl[m] for m in models], dtype=float)
+    y = np.array([gain[m] for m in models], dtype=float)
+    if len(models) < MIN_MODELS:
+        with_kl = sum(v is not None for v in kl.values())
+        with_gain = sum(v is not None for v in gain.values())
+        row["reason"] = (f"{len(models)} model(s) have both a KL from the base and a gain ({with_kl} with a KL, "
+                         f"{with_gain} with a gain); a rank correlation needs at least {MIN_MODELS}")
+    elif np.ptp(x) == 0:
+        row["reason"] = f"every model has the same KL from the base ({x[0]:.4g}): rho is undefined"
+    elif np.ptp(y) == 0:
+        row["reason"] = f"every model has the same gain ({y[0]:+.4g}): rho is undefined"
+    else:
+        row["rho"] = finite(spearman(x, y))
+        lo, hi, used = _spearman_interval(x, y, resamples, confidence, scope_seed(seed, scope))
+        row.update(ci_low=finite(lo), ci_high=finite(hi), resamples_used=used)
+        if used == 0:
+            row["reason"] = "no resample drew two distinct KLs and gains: no interval"
+    return row
+
+
+def domain_gains(ctx: AnalysisContext, domains: list[str]) -> dict[str, dict[str, float | None]]:
+    """domain -> model -> mean over the domain's benchmarks of (avg@k - the base's avg@k); None without both."""
+    acc = ctx.accuracy.get("models", {})
+    base = acc.get(ctx.base.name, {})
+    out: dict[str, dict[str, float | None]] = {}
+    for domain in domains:
+        benches = [b for b in ctx.benchmarks() if ctx.bench_domain(b) == domain]
+        out[domain] = {}
+        for name in ctx.models:
+            deltas = [acc[name][b] - base[b] for b in benches
+                      if acc.get(name, {}).get(b) is not None and base.get(b) is not None]
+            out[domain][name] = float(np.mean(deltas)) if deltas and len(deltas) == len(benches) else None
+    return out
+
+
+@register("divergence", params=Params)
 def divergence(ctx: AnalysisContext) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
@@ -234,26 +312,53 @@ def divergence(ctx: AnalysisContext) -> dict[str, Any]:
     # Log-probs kept per (policy, prompt): continuation tokens x vocabulary, float32.
     per_prompt = len(ctx.models) * p.kl_max_new_tokens * max(len(tok), 1) * 4
     group = max(1, KEPT_BYTES // per_prompt)
-    kl_sum: dict[tuple[str, str], float] = {}
-    kl_tokens: dict[tuple[str, str], int] = {}
+    bench_of = [b for b, _ in chosen]
+    kl_sum: dict[tuple[str, str, str], float] = {}
+    kl_tokens: dict[tuple[str, str, str], int] = {}
     for first in range(0, len(prompt_ids), group):
         indices = range(first, min(first + group, len(prompt_ids)))
-        _score_group(ctx, tok, prompt_ids, indices, continuations, consumers, kl_sum, kl_tokens, end_id)
+        _score_group(ctx, tok, prompt_ids, bench_of, indices, continuations, consumers, kl_sum, kl_tokens, end_id)
+
+    counts: dict[str, int] = {}
+    for bench in bench_of:
+        counts[bench] = counts.get(bench, 0) + 1
+    domains = list(dict.fromkeys(ctx.bench_domain(b) for b in ctx.benchmarks()))
+    benches_of = {d: [b for b in counts if ctx.bench_domain(b) == d] for d in domains}
+
+    def kl_over(name: str, ref: str, benches: list[str]) -> tuple[float | None, int]:
+        tokens = sum(kl_tokens.get((name, ref, b), 0) for b in benches)
+        total = sum(kl_sum.get((name, ref, b), 0.0) for b in benches)
+        return (finite(total / tokens) if tokens else None), tokens
 
     pairs, kl_to_base = [], {}
+    kl_by_domain: dict[str, dict[str, float | None]] = {d: {} for d in domains}
     for name in ctx.models:
         for ref in references_of(ctx, name):
-            tokens = kl_tokens.get((name, ref), 0)
-            kl = finite(kl_sum[(name, ref)] / tokens) if tokens else None
-            pairs.append({"model": name, "reference": ref, "kl": kl, "tokens": tokens})
+            kl, tokens = kl_over(name, ref, list(counts))
+            by_domain = {}
+            for d in domains:
+                dkl, dtokens = kl_over(name, ref, benches_of[d])
+                by_domain[d] = {"kl": dkl, "tokens": dtokens}
+                if ref == ctx.base.name:
+                    kl_by_domain[d][name] = dkl
+            pairs.append({"model": name, "reference": ref, "kl": kl, "tokens": tokens, "by_domain": by_domain})
             if ref == ctx.base.name:
                 kl_to_base[name] = kl
     avg = ctx.accuracy.get("average", {})
     base_avg = avg.get(ctx.base.name)
     gain = {m: (avg[m] - base_avg) if m in avg and base_avg is not None else None for m in ctx.models}
-    counts: dict[str, int] = {}
-    for bench, _ in chosen:
-        counts[bench] = counts.get(bench, 0) + 1
+    gain_by_domain = domain_gains(ctx, domains)
+
+    opts = ctx.settings("divergence")
+    resamples = opts.resamples if opts.resamples is not None else ctx.bootstrap
+    seed = opts.seed if opts.seed is not None else ctx.params.seed
+    rows = []
+    for d in domains:
+        rows.append(correlate(d, kl_by_domain[d], gain_by_domain[d], resamples, opts.confidence, seed))
+        if not benches_of[d]:  # no model has a KL here: say why
+            rows[-1]["reason"] = ("no prompt of this domain among the KL prompts (its benchmarks have no samples "
+                                  "shared by every model)")
+    rows.append(correlate(OVERALL, kl_to_base, gain, resamples, opts.confidence, seed))
     return {
         "prompts": len(chosen),
         "prompts_per_benchmark": counts,
@@ -262,5 +367,9 @@ def divergence(ctx: AnalysisContext) -> dict[str, Any]:
         "pairs": pairs,
         "kl_to_base": kl_to_base,
         "gain": gain,
+        "kl_to_base_by_domain": kl_by_domain,
+        "gain_by_domain": gain_by_domain,
+        "correlation": {"method": "spearman", "resamples": resamples, "confidence": opts.confidence, "seed": seed,
+                        "rows": rows},
         "seconds": round(time.perf_counter() - started, 3),
     }

@@ -22,13 +22,35 @@ from m2rl.spec.data import SourceSpec
 _LOCAL_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv", ".arrow": "arrow"}
 
 
+def looks_local(path: str) -> bool:
+    """Whether `path` names local files rather than a hub id (`owner/name` or a bare canonical name)."""
+    return (path.startswith(("/", "./", "../", "~")) or path.count("/") > 1
+            or Path(path).suffix in _LOCAL_FORMATS)
+
+
+def local_files(path: str, split: str) -> list[str]:
+    """The data files of a local file or folder; in a folder holding several splits (a downloaded hub
+    snapshot: `data/math-00000-of-00001.parquet` beside `data/code-...`), only those of `split`, named
+    `<split>-*` or under a `<split>/` folder as the hub names them."""
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        return [str(p)]
+    files = sorted(f for f in p.rglob("*") if f.suffix in _LOCAL_FORMATS and f.is_file())
+    of_split = [f for f in files if f.name.startswith(f"{split}-") or f.name == f"{split}{f.suffix}"
+                or split in f.relative_to(p).parts[:-1]]
+    return [str(f) for f in (of_split or files)]
+
+
 def load_rows(path: str, split: str, **options: Any):
-    """Stream rows of a hub dataset or local data files with `datasets`."""
+    """Stream rows of a hub dataset or local data files with `datasets`; a local-looking path that does not
+    exist is a FileNotFoundError (never a hub look-up)."""
     from datasets import load_dataset
 
-    p = Path(path)
+    p = Path(path).expanduser()
+    if not p.exists() and looks_local(path):
+        raise FileNotFoundError(f"{path}: no such file or folder")
     if p.exists():
-        files = sorted(str(f) for f in p.rglob("*") if f.suffix in _LOCAL_FORMATS) if p.is_dir() else [str(p)]
+        files = local_files(path, split)
         if not files:
             raise FileNotFoundError(f"{path}: no data files ({', '.join(_LOCAL_FORMATS)})")
         fmt = _LOCAL_FORMATS.get(Path(files[0]).suffix)

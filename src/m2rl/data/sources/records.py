@@ -23,7 +23,7 @@ def _local(path: str) -> str:
 
 
 @register_source("records")
-def records(source: SourceSpec, domain: str | None) -> Iterator[Row]:
+def records(source: SourceSpec, domain: str | None, domains: frozenset[str] | None = None) -> Iterator[Row]:
     if not source.path:
         raise ValueError("records: source.path is required")
     path = _local(source.path)
@@ -49,6 +49,8 @@ def records(source: SourceSpec, domain: str | None) -> Iterator[Row]:
             yield Reject(file=source.path, line=lineno, reason="row is not an object", source="records")
             continue
         if domain is not None and row.get("domain") != domain:
+            continue
+        if domains is not None and row.get("domain") not in domains:
             continue
         yield row
         n += 1

@@ -3,7 +3,8 @@
 A backend module `m2rl/evaluate/backends/<name>.py` defines a class registered with
 `@register_backend(name)` (the `eval_backend` registry of `m2rl.registry`); a module imports its engine
 only when a model is loaded, so vLLM is never imported unless `backend="vllm"`. Both render prompts the same way: the model's own chat template
-with the generation prompt appended (`render_prompt`), then sample `n` completions per prompt.
+with the generation prompt appended and the record's tool schemas as `tools=` (`render_prompt`, which is
+`m2rl.records.render_chat`, the rendering training uses), then sample `n` completions per prompt.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ class Generator(Protocol):
     name: str
     generated_tokens: int
 
-    def render(self, messages: Sequence[dict[str, str]]) -> str:
-        """The prompt text the model sees for chat messages (chat template + generation prompt)."""
+    def render(self, messages: Sequence[dict[str, str]], tools: Any = None) -> str:
+        """The prompt text the model sees for chat messages and the record's tool schemas (chat template +
+        generation prompt)."""
 
     def generate(self, prompts: Sequence[str], n: int, sampling: Sampling, seed: int) -> list[list[str]]:
         """`n` sampled completions for each rendered prompt, in order."""
@@ -55,12 +57,12 @@ def get_backend(name: str) -> Callable[..., Generator]:
     return EVAL_BACKENDS.get(name, "evaluate.backend")
 
 
-def render_prompt(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
-    """Chat template with the generation prompt, as text; a plain join when the tokenizer has no template."""
-    msgs = [{"role": m["role"], "content": m["content"]} for m in messages]
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-    return "\n\n".join(m["content"] for m in msgs) + "\n\n"
+def render_prompt(tokenizer: Any, messages: Sequence[dict[str, str]], tools: Any = None) -> str:
+    """Chat template with the generation prompt and `tools=`, as text; a plain join when the tokenizer has
+    no template."""
+    from m2rl.records import render_chat
+
+    return render_chat(tokenizer, messages, tools)
 
 
 def load_tokenizer(folder: str) -> Any:

@@ -44,8 +44,8 @@ class HFGenerator:
                 ids.update(int(i) for i in src)
         return sorted(ids)
 
-    def render(self, messages: Sequence[dict[str, str]]) -> str:
-        return render_prompt(self.tokenizer, messages)
+    def render(self, messages: Sequence[dict[str, str]], tools: Any = None) -> str:
+        return render_prompt(self.tokenizer, messages, tools)
 
     def generate(self, prompts: Sequence[str], n: int, sampling: Sampling, seed: int) -> list[list[str]]:
         import torch

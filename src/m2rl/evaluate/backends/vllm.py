@@ -78,8 +78,8 @@ class VLLMGenerator:
         self.max_model_len = self.options.max_model_len
         self.generated_tokens = 0
 
-    def render(self, messages: Sequence[dict[str, str]]) -> str:
-        return render_prompt(self.tokenizer, messages)
+    def render(self, messages: Sequence[dict[str, str]], tools: Any = None) -> str:
+        return render_prompt(self.tokenizer, messages, tools)
 
     def generate(self, prompts: Sequence[str], n: int, sampling: Sampling, seed: int) -> list[list[str]]:
         if not prompts:

@@ -10,9 +10,11 @@ final answer on an `Answer:` line.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
-from m2rl.evaluate.loading import LETTERS, column, load_rows, make_record, unique_ids
-from m2rl.evaluate.registry import EvalError, register_benchmark
+from m2rl.evaluate.loading import LETTERS, column, load_rows, make_record, parse_rows
+from m2rl.evaluate.registry import BenchmarkCard, EvalError, Problems, register_benchmark
 from m2rl.spec.evaluate import BenchmarkSpec
 
 HUB_ID = "cais/hle"
@@ -37,14 +39,14 @@ def parse_choices(question: str) -> list[str]:
 
 
 @register_benchmark(NAME, domain="science", hub_id=HUB_ID, k=1, votable=True)
-def load_hle(spec: BenchmarkSpec) -> list[dict]:
+def load_hle(spec: BenchmarkSpec) -> Problems:
     """HLE text-only (Avg@1): exact answers by the math verifier, choices by the mcqa verifier."""
     rows = load_rows(NAME, spec.path, HUB_ID, split="test")
-    recs = []
-    for i, row in enumerate(rows):
-        where = f"{NAME}: {spec.path or HUB_ID} row {i}"
+
+    def parse(i: int, row: Mapping[str, Any], where: str, card: BenchmarkCard) -> dict[str, Any] | None:
         if column(row, "image", required=False):
-            continue
+            card.exclude("question with an image")
+            return None
         question = str(column(row, "question", where=where))
         answer = str(column(row, "answer", where=where)).strip()
         answer_type = str(column(row, "answer_type", required=False) or "exactMatch")
@@ -60,5 +62,6 @@ def load_hle(spec: BenchmarkSpec) -> list[dict]:
             verifier, label = {"type": "math"}, answer
         else:
             raise EvalError(f"{where}: unknown answer_type {answer_type!r} (expected exactMatch or multipleChoice)")
-        recs.append(make_record(NAME, "science", f"{NAME}-{rid}", question, label, verifier, system=SYSTEM_PROMPT))
-    return unique_ids(NAME, recs)
+        return make_record(NAME, "science", f"{NAME}-{rid}", question, label, verifier, system=SYSTEM_PROMPT)
+
+    return parse_rows(NAME, spec, rows, parse, source=spec.path or HUB_ID, layout="cais/hle columns")

@@ -1,4 +1,5 @@
-"""IFBench: out-of-distribution verifiable instructions (allenai/IFBench_test: key, prompt, instruction_id_list, kwargs)."""
+"""IFBench: out-of-distribution verifiable instructions (allenai/IFBench_test: key, prompt, instruction_id_list, kwargs;
+or the paper's processed `val/IFBench_test.parquet`, see m2rl.evaluate.benchmarks._instructions)."""
 
 from __future__ import annotations
 

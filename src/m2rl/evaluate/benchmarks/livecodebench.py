@@ -16,18 +16,18 @@ import io
 import json
 import pickle
 import zlib
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
 from pydantic import Field
 
-from m2rl.evaluate.loading import column, load_rows, make_record, unique_ids
-from m2rl.evaluate.registry import EvalError, register_benchmark
-from m2rl.registry import StrictModel
+from m2rl.evaluate.loading import column, load_rows, make_record, parse_rows
+from m2rl.evaluate.registry import BenchmarkCard, BenchmarkOptions, EvalError, Problems, register_benchmark
 from m2rl.spec.evaluate import BenchmarkSpec
 
 
-class LiveCodeBenchOptions(StrictModel):
+class LiveCodeBenchOptions(BenchmarkOptions):
     """Options of LiveCodeBench."""
 
     date_from: date | None = Field(default=None, description="First contest date (ISO) of the window.")
@@ -108,23 +108,28 @@ def _window(spec: BenchmarkSpec, version: str) -> tuple[date, date]:
         raise EvalError(f"livecodebench: options.date_from/date_to: {exc}") from None
 
 
-def load_livecodebench(name: str, spec: BenchmarkSpec, version: str) -> list[dict[str, Any]]:
+def load_livecodebench(name: str, spec: BenchmarkSpec, version: str) -> Problems:
     lo, hi = _window(spec, version)
     rows = load_rows(name, spec.path, HUB_ID, hub_data_files=None if spec.path else HUB_FILES, hub_format="json")
-    recs = []
-    for i, row in enumerate(rows):
-        where = f"{name}: {spec.path or HUB_ID} row {i}"
+
+    def parse(i: int, row: Mapping[str, Any], where: str, card: BenchmarkCard) -> dict[str, Any] | None:
         released = _date(column(row, "contest_date", where=where), where)
         if not lo <= released < hi:
-            continue
+            card.exclude(f"contest_date outside {lo} .. {hi}")
+            return None
         tests = decode_tests(column(row, "public_test_cases", required=False), where) + decode_tests(
             column(row, "private_test_cases", required=False), where
         )
         if not tests:
             raise EvalError(f"{where}: no test cases")
+        if not all(isinstance(t, Mapping) and "input" in t and "output" in t for t in tests):
+            raise EvalError(f"{where}: a test case without input/output")
         metadata = column(row, "metadata", required=False) or {}
         if isinstance(metadata, str):
-            metadata = json.loads(metadata) if metadata.strip() else {}
+            try:
+                metadata = json.loads(metadata) if metadata.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise EvalError(f"{where}: metadata is not JSON: {exc}") from None
         starter = str(column(row, "starter_code", required=False) or "")
         functional = any(t.get("testtype") == "functional" for t in tests)
         unit_tests: dict[str, Any] = {"inputs": [t["input"] for t in tests], "outputs": [t["output"] for t in tests]}
@@ -136,11 +141,12 @@ def load_livecodebench(name: str, spec: BenchmarkSpec, version: str) -> list[dic
             unit_tests["fn_name"] = fn_name
             verifier["fn_name"] = fn_name
         qid = column(row, "question_id", required=False) or i
-        recs.append(make_record(
+        return make_record(
             name, "code", f"lcb-{qid}", lcb_prompt(str(column(row, "question_content", where=where)), starter),
             "", verifier, system=SYSTEM_MESSAGE,
-        ))
-    return unique_ids(name, recs)
+        )
+
+    return parse_rows(name, spec, rows, parse, source=spec.path or HUB_ID, layout="code_generation_lite columns")
 
 
 @register_benchmark("livecodebench", domain="code", hub_id=HUB_ID, k=4, params=LiveCodeBenchOptions)

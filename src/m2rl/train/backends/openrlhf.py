@@ -1,7 +1,9 @@
 """Backend `openrlhf`: OpenRLHF's Ray PPO entry running GRPO on GPU pods (the cluster default).
 
-The stage writes the job's prompts as OpenRLHF JSONL (chat messages, the verifier label JSON, the domain
-as `datasource`), builds the argument list from the spec (`m2rl.train.openrlhf_args`), and runs
+The stage writes the job's prompts as OpenRLHF JSONL (the prompt rendered by the base's chat template with
+the record's tools, `m2rl.records.render_chat`, since OpenRLHF's `--data.apply_chat_template` passes no
+`tools=`; the verifier label JSON; the domain as `datasource`), builds the argument list from the spec
+(`m2rl.train.openrlhf_args`), and runs
 `python -m openrlhf.cli.train_ppo_ray` as a subprocess. Same entrypoint two ways:
 
 - one GPU pod: no `RAY_ADDRESS`, so a local Ray head is started for the run and stopped after it;
@@ -13,7 +15,9 @@ mirrors its periodic checkpoints (`--ckpt.path`, DeepSpeed states + HF weights) 
 a rerun restores them and OpenRLHF resumes (`--ckpt.load_enable`). Rewards: M2RL's verifiers through
 their OpenRLHF reward file (`m2rl/verifiers/openrlhf_reward.py`, `reward_func(queries, prompts, labels)`,
 loaded by path; it also reports each domain's reward in `extra_logs`), or the reward service when
-`train.reward_url` is set.
+`train.reward_url` is set. `rewards.require_think_close` reaches the hook as `M2RL_REQUIRE_THINK_CLOSE` (set
+for OpenRLHF and the Ray head this backend starts; in a RayJob the hook reads the spec the job carries), and a
+reward service is asked (`GET /health`) to score the same way before the run starts.
 """
 
 from __future__ import annotations
@@ -73,12 +77,14 @@ def job_paths(job: TrainJob) -> OpenRLHFPaths:
     )
 
 
-def write_prompts(job: TrainJob, path: str | Path) -> int:
-    """The job's prompt file: exactly steps x rollout_batch_size prompts, the records reshuffled every pass."""
-    from m2rl.records import read_records
+def write_prompts(job: TrainJob, path: str | Path, tokenizer: Any) -> int:
+    """The job's prompt file: exactly steps x rollout_batch_size prompts, the records reshuffled every pass,
+    each prompt rendered by `tokenizer`'s chat template with the record's tools."""
+    from m2rl.records import read_records, render_chat
     from m2rl.verifiers import encode_label
 
     records = read_records(job.data_local)
+    rendered = [render_chat(tokenizer, rec["prompt"], rec.get("tools")) for rec in records]
     need = job.steps * job.train.rollout_batch_size
     rng = random.Random(job.train.seed)
     path = Path(path)
@@ -90,7 +96,7 @@ def write_prompts(job: TrainJob, path: str | Path) -> int:
             rng.shuffle(order)
             for i in order[: need - written]:
                 rec = records[i]
-                f.write(json.dumps({"prompt": rec["prompt"], "label": encode_label(rec), "datasource": rec["domain"],
+                f.write(json.dumps({"prompt": rendered[i], "label": encode_label(rec), "datasource": rec["domain"],
                                     "id": rec["id"], "epoch": epoch}, ensure_ascii=False) + "\n")
                 written += 1
             epoch += 1
@@ -108,6 +114,16 @@ def latest_step(ckpt_path: str | Path) -> int:
     return int(digits) if tag.startswith("global_step") and digits else 0
 
 
+def keep_openrlhf_steps(ckpt_path: str | Path, steps: tuple[int, ...]) -> list[int]:
+    """Copy the `global_step<N>_hf` weights of each of `steps` that OpenRLHF has saved to `steps/<N>`."""
+    done = []
+    for n, folder in checkpoints.openrlhf_hf_checkpoints(ckpt_path):
+        if n in steps:
+            checkpoints.snapshot_step(folder, ckpt_path, n)
+            done.append(n)
+    return done
+
+
 def runtime_env(extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     """The Ray runtime environment of the RayJob (the GPU image already holds OpenRLHF and M2RL)."""
     env = {
@@ -121,6 +137,35 @@ def runtime_env(extra_env: dict[str, str] | None = None) -> dict[str, Any]:
             env[key] = os.environ[key]
     env.update(extra_env or {})
     return {"env_vars": env}
+
+
+def reward_env(job: TrainJob) -> dict[str, str]:
+    """Environment of OpenRLHF and its Ray workers that the reward hook reads (`m2rl/verifiers/openrlhf_reward.py`)."""
+    from m2rl.verifiers.openrlhf_reward import THINK_ENV
+
+    return {THINK_ENV: "1" if job.spec.rewards.require_think_close else "0"}
+
+
+def check_reward_service(url: str, require_think_close: bool, timeout: float = 30.0) -> None:
+    """The reward service at `url` answers /health and scores with the spec's `rewards.require_think_close`."""
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    health = urlunsplit((parts.scheme, parts.netloc, "/health", "", ""))
+    try:
+        with urllib.request.urlopen(health, timeout=timeout) as resp:  # noqa: S310 - the spec's own service URL
+            info = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise TrainError(f"train.reward_url: {health} did not answer: {exc}") from None
+    served = info.get("require_think_close") if isinstance(info, dict) else None
+    if served is not require_think_close:
+        raise TrainError(
+            f"train.reward_url: the reward service at {url} scores with require_think_close={served}, but "
+            f"rewards.require_think_close is {require_think_close}; start it with "
+            f"`m2rl serve-rewards` and M2RL_REQUIRE_THINK_CLOSE={int(require_think_close)}"
+        )
 
 
 def rayjob_entrypoint(spec_uri: str, run: str, data: str, base: str, out: str) -> str:
@@ -168,6 +213,8 @@ class OpenRLHFBackend:
                 "train.backend: openrlhf is not installed in this environment; it runs in the GPU image "
                 "(pip install 'm2rl[gpu]'), or use backend: trl on the CPU"
             )
+        if job.train.reward_url:  # before anything is fetched or started
+            check_reward_service(job.train.reward_url, job.spec.rewards.require_think_close)
         paths = job_paths(job)
         remote = storage.is_s3(job.checkpoint_dir)
         Path(paths.ckpt_path).mkdir(parents=True, exist_ok=True)
@@ -176,7 +223,10 @@ class OpenRLHFBackend:
         resumed_from = latest_step(paths.ckpt_path)
         progress = checkpoints.read_progress(paths.ckpt_path) or {}
         prior_wall = float(progress.get("wall_seconds", 0.0)) if resumed_from else 0.0
-        write_prompts(job, paths.prompt_data)
+        from transformers import AutoTokenizer
+
+        write_prompts(job, paths.prompt_data, AutoTokenizer.from_pretrained(paths.pretrain))
+        env = {**os.environ, **reward_env(job)}
         shutil.rmtree(paths.output_dir, ignore_errors=True)
         argv = self.command(job, sys.executable)
 
@@ -190,7 +240,7 @@ class OpenRLHFBackend:
         mirror_thread = threading.Thread(
             target=self._checkpoint_loop,
             args=(stop, paths.ckpt_path, job.checkpoint_dir if remote else None, started, prior_wall,
-                  job.train.keep_checkpoints),
+                  job.train.keep_checkpoints, job.keep_steps),
             name="m2rl-ckpt-mirror", daemon=True,
         )
         mirror_thread.start()
@@ -198,9 +248,10 @@ class OpenRLHFBackend:
         log_path = job.scratch / "openrlhf.log"
         try:
             if own_ray:
-                self._ray("start", "--head", f"--num-gpus={job.train.gpus_per_node}", "--disable-usage-stats")
+                self._ray("start", "--head", f"--num-gpus={job.train.gpus_per_node}", "--disable-usage-stats",
+                          env=env)
             with open(log_path, "ab") as log:
-                proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
                 assert proc.stdout is not None
                 for line in proc.stdout:
                     sys.stdout.buffer.write(line)
@@ -228,21 +279,23 @@ class OpenRLHFBackend:
         )
 
     @staticmethod
-    def _ray(*args: str) -> None:
-        subprocess.run(["ray", *args], check=True)
+    def _ray(*args: str, env: dict[str, str] | None = None) -> None:
+        subprocess.run(["ray", *args], check=True, env=env)
 
     @staticmethod
     def _checkpoint_loop(
-        stop: threading.Event, local: str, uri: str | None, started: float, prior_wall: float, keep: int
+        stop: threading.Event, local: str, uri: str | None, started: float, prior_wall: float, keep: int,
+        keep_steps: tuple[int, ...] = (),
     ) -> None:
-        """At each new OpenRLHF checkpoint: record the wall time (for the cost of a resumed run), keep the
-        latest `keep` Hugging Face copies, and mirror the checkpoints to `uri` (S3) when given; until the
-        run ends."""
+        """At each new OpenRLHF checkpoint: copy the Hugging Face weights of the `keep_steps` saved so far to
+        `steps/<step>`, record the wall time (for the cost of a resumed run), keep the latest `keep` Hugging
+        Face copies, and mirror the checkpoints to `uri` (S3) when given; until the run ends."""
         seen = latest_step(local)
         while True:
             finished = stop.wait(MIRROR_SECONDS)
             step = latest_step(local)
             if step > seen:
+                keep_openrlhf_steps(local, keep_steps)
                 checkpoints.prune_openrlhf_hf(local, keep)
                 checkpoints.write_progress(local, step, prior_wall + time.monotonic() - started)
                 if uri is not None:

@@ -4,13 +4,18 @@ Spec fields map onto TRL's (samples_per_prompt -> num_generations, kl_coef -> be
 epsilon/epsilon_high, max_new_tokens -> max_completion_length, ...). One GRPO step is one rollout of
 `rollout_batch_size` prompts x `samples_per_prompt` completions, trained in `(rollout x samples) /
 train_batch_size` optimizer steps, the way OpenRLHF counts its global steps. Rewards come from the
-verifiers' TRL adapter, wrapped to report each domain's mean reward of the batch. Metrics reach MLflow
+verifiers' TRL adapter (with the spec's `rewards.require_think_close`), wrapped to report each domain's mean
+reward of the batch. Prompts are conversational, rendered by TRL with the base's chat template; when a
+record carries tool schemas (`tools`), which TRL 1.16 cannot pass per row (its `tools=` are callables it
+runs), every prompt of the job is rendered here instead (`m2rl.records.render_chat`, the same rendering as
+evaluation and the openrlhf backend) and TRL tokenizes the text. Metrics reach MLflow
 through a callback (TRL's own reporting is off); checkpoints are TRL's `checkpoint-<n>` folders, marked
 complete by `m2rl_progress.json`, and a rerun resumes from the latest.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -67,6 +72,7 @@ def grpo_config_kwargs(job: TrainJob, output_dir: str | Path) -> dict[str, Any]:
         beta=t.kl_coef,
         epsilon=t.clip_low,
         epsilon_high=t.clip_high,
+        weight_decay=t.weight_decay,
         scale_rewards="none" if t.advantage_estimator == "dr_grpo" else "group",
         loss_type="dr_grpo" if t.advantage_estimator == "dr_grpo" else "dapo",
         seed=t.seed,
@@ -85,6 +91,8 @@ def grpo_config_kwargs(job: TrainJob, output_dir: str | Path) -> dict[str, Any]:
         shuffle_dataset=True,
         log_completions=False,
     )
+    if t.adam_betas is not None:
+        kwargs["adam_beta1"], kwargs["adam_beta2"] = t.adam_betas
     if scheduler == "cosine_with_min_lr":
         kwargs["lr_scheduler_kwargs"] = {"min_lr_rate": t.min_lr_ratio}
     return kwargs
@@ -131,18 +139,19 @@ def _dataset_rows(job: TrainJob, tokenizer: Any) -> tuple[list[dict[str, Any]], 
     the left loses its instructions); a domain left with no prompt at all is an error, not a silent skip.
     The rows are repeated until they fill one rollout (TRL's sampler drops an incomplete batch).
     """
-    from m2rl.records import iter_records
+    from m2rl.records import iter_records, render_chat
 
+    records = list(iter_records(job.data_local))
+    pre_render = any(rec.get("tools") for rec in records)
     rows, too_long = [], Counter()
-    for rec in iter_records(job.data_local):
-        ids = tokenizer.apply_chat_template(rec["prompt"], tokenize=True, add_generation_prompt=True)
-        if hasattr(ids, "keys"):
-            ids = ids["input_ids"]
+    for rec in records:
+        ids = render_chat(tokenizer, rec["prompt"], rec.get("tools"), tokenize=True)
         if len(ids) > job.train.max_prompt_len:
             too_long[rec["domain"]] += 1
             continue
+        prompt = render_chat(tokenizer, rec["prompt"], rec.get("tools")) if pre_render else rec["prompt"]
         rows.append({
-            "prompt": rec["prompt"], "label": rec["label"], "domain": rec["domain"], "id": rec["id"],
+            "prompt": prompt, "label": rec["label"], "domain": rec["domain"], "id": rec["id"],
             "verifier": json.dumps(rec["verifier"], sort_keys=True, ensure_ascii=False),
         })
     kept = Counter(r["domain"] for r in rows)
@@ -180,6 +189,11 @@ class TrlBackend:
                              "set use_kl_loss: true or kl_coef: 0")
         if t.kl_coef > 0 and t.kl_estimator != "k3":
             raise TrainError(f"train.kl_estimator: the trl backend's KL loss is k3, got {t.kl_estimator!r}")
+        if t.importance_sampling.level != "off":
+            raise TrainError(
+                "train.importance_sampling: the trl backend samples with the trained model itself (no vLLM), "
+                "so there is no rollout/train policy mismatch to correct; set level: off (or backend: openrlhf)"
+            )
         if t.lr_scheduler not in HF_SCHEDULERS:
             raise TrainError(f"train.lr_scheduler: {t.lr_scheduler!r} is not one of {', '.join(HF_SCHEDULERS)}")
 
@@ -213,7 +227,8 @@ class TrlBackend:
         resumed_from = int(progress["step"]) if progress else 0
         prior_wall = float(progress["wall_seconds"]) if progress else 0.0
 
-        adapter = trl_reward.reward_func
+        adapter = functools.partial(trl_reward.reward_func,
+                                    require_think_close=job.spec.rewards.require_think_close)
         tokenizer = AutoTokenizer.from_pretrained(str(job.base_local), padding_side="left", truncation_side="left")
         rows, too_long = _dataset_rows(job, tokenizer)
         if too_long:
@@ -246,9 +261,10 @@ class TrlBackend:
             def on_save(self, args, state, control, **kw):
                 folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
                 if folder.is_dir():
-                    checkpoints.write_progress(
-                        folder, grpo_step(state.global_step), prior_wall + time.monotonic() - started
-                    )
+                    step = grpo_step(state.global_step)
+                    if step in job.keep_steps:  # a step a merge takes: its weights stay past the rotation
+                        checkpoints.snapshot_step(folder, args.output_dir, step)
+                    checkpoints.write_progress(folder, step, prior_wall + time.monotonic() - started)
                 if remote:
                     checkpoints.mirror_to(local_ckpt, job.checkpoint_dir)
 

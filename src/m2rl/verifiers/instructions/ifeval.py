@@ -2,15 +2,20 @@
 
 Semantics adapted from google-research `instruction_following_eval/instructions.py` (Apache-2.0, as in
 lm-eval's `ifeval` task). Differences, all deliberate:
-- forbidden words need a word boundary only on a side where the word starts/ends with a word
-  character (the reference's `\\b...\\b` never matches `c++` or `e.g.` before a space);
+- keywords (`keywords:existence`, `keywords:frequency`) are whole words, as forbidden words are: the
+  reference searches them as a substring (`re.search(keyword, value, re.IGNORECASE)`, `re.findall`
+  for the count), so `cat` counts inside `concatenate` and `art` inside `start`; here they match
+  literally, case-insensitively, with a word boundary on a side where the word starts/ends with a word
+  character (`text.word_pattern`), so `c++`, `$100` and `e.g.` still match. Forbidden words use the
+  same boundaries (the reference's `\\b...\\b` never matches `c++` or `e.g.` before a space);
 - `letter_frequency` counts any single character (`#`, `!`), case-insensitively, as the reference's
   Counter does;
 - kwargs that the reference draws at random when unset are required (see the package docstring);
 - keywords, end phrases and section markers are matched literally (the reference passes them to `re`
   unescaped, so `C++` would raise);
-- sentences are counted with IFEval's regex splitter instead of NLTK's punkt (not downloadable here),
-  words for `capital_word_frequency` with a Treebank-like regex tokenizer;
+- sentences are counted with Punkt and NLTK's English model, as the reference, with the differences
+  listed in `text` (list markers, `e.g.`-like abbreviations, ellipses); words for
+  `capital_word_frequency` with a Treebank-like regex tokenizer;
 - pattern matches that the reference does with backtracking regexes (placeholders, bullets, titles,
   postscripts) are done with linear scans that give the same counts;
 - `json.loads` on deeply nested input raising RecursionError counts as not JSON.
@@ -22,7 +27,14 @@ import json
 import re
 
 from m2rl.verifiers.instructions import Args, compare, instruction
-from m2rl.verifiers.instructions.text import count_sentences, count_words, detect_language, word_tokenize
+from m2rl.verifiers.instructions.text import (
+    count_sentences,
+    count_word,
+    count_words,
+    detect_language,
+    word_pattern,
+    word_tokenize,
+)
 
 S = "ifeval"
 
@@ -31,22 +43,14 @@ CONSTRAINED_RESPONSE_OPTIONS = ("My answer is yes.", "My answer is no.", "My ans
 
 @instruction("keywords:existence", S, ("keywords",))
 def keywords_existence(text: str, a: Args) -> bool:
-    return all(re.search(re.escape(k), text, re.IGNORECASE) for k in a.strs("keywords"))
+    # whole words (`word_pattern`); the reference's `re.search(keyword, value)` is a substring search
+    return all(word_pattern(k).search(text) for k in a.strs("keywords"))
 
 
 @instruction("keywords:frequency", S, ("keyword", "frequency", "relation"))
 def keywords_frequency(text: str, a: Args) -> bool:
-    n = len(re.findall(re.escape(a.str("keyword")), text, re.IGNORECASE))
+    n = count_word(text, a.str("keyword"))  # whole words; the reference's `re.findall` counts substrings
     return compare(n, a.relation(), a.int("frequency"))
-
-
-def word_pattern(word: str) -> re.Pattern[str]:
-    """`word` literally, case-insensitive, as a whole word: the reference's `\\bword\\b`, except that a
-    boundary is only required on a side where `word` begins/ends with a word character, so `c++`,
-    `$100` and `e.g.` match (`\\b` after `+` would need a word character to follow)."""
-    head = r"(?<!\w)" if word[:1].isalnum() or word[:1] == "_" else ""
-    tail = r"(?!\w)" if word[-1:].isalnum() or word[-1:] == "_" else ""
-    return re.compile(head + re.escape(word) + tail, re.IGNORECASE)
 
 
 @instruction("keywords:forbidden_words", S, ("forbidden_words",))

@@ -2,7 +2,10 @@
 
 Semantics adapted from allenai/open-instruct `open_instruct/IFEvalG/instructions.py` (Apache-2.0,
 Copyright 2024 The Google Research Authors). Differences, all deliberate: NLTK is replaced (see `text`),
-kwargs the reference would draw at random are required, keywords are matched literally, an empty
+kwargs the reference would draw at random are required, keywords are matched literally and as whole
+words (`text.word_pattern`: the reference's `re.findall(keyword, ...)` also counts `cat` inside
+`concatenate`; a boundary is only required on a side where the keyword starts/ends with a word
+character, so `c++` and `$100` still count), an empty
 response is a failure where the reference would raise IndexError, and `copy:repeat_phrase` finds its
 phrases with a linear scan that gives the same matches as the reference's lazy regex.
 """
@@ -13,7 +16,7 @@ import re
 
 from m2rl.verifiers.instructions import Args, compare, instruction
 from m2rl.verifiers.instructions.ifeval import letter_frequency
-from m2rl.verifiers.instructions.text import split_into_sentences, word_tokenize
+from m2rl.verifiers.instructions.text import count_word, split_into_sentences, word_tokenize
 
 S = "iftrain"
 
@@ -91,7 +94,7 @@ def square_brackets(text: str, a: Args) -> bool:
 
 
 def _occurrences(text: str, keyword: str) -> int:
-    return len(re.findall(re.escape(keyword), text, re.IGNORECASE))
+    return count_word(text, keyword)
 
 
 @instruction("keywords:word_once", S, ("keyword",))

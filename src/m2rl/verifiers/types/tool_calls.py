@@ -198,9 +198,10 @@ class Expected:
         self.types: dict[str, str] = {}  # argument -> its declared JSON-schema type, from `verifier.tools`
 
 
-def _declared_types(tools: Any) -> dict[str, dict[str, str]]:
-    """Per function, per argument, the declared type (OpenAI `{"type": "function", "function": ...}` or
-    BFCL's function docs `{"name", "parameters": {"properties"}}`)."""
+def _declared_types(tools: Any, names: set[str]) -> dict[str, dict[str, str]]:
+    """Per function in `names`, per argument, the declared type (OpenAI `{"type": "function", "function": ...}`
+    or BFCL's function docs `{"name", "parameters": {"properties"}}`); the other offered functions are not
+    read (a workbench row offers 27 and is scored 16 times a step)."""
     out: dict[str, dict[str, str]] = {}
     if isinstance(tools, dict):
         tools = [tools]
@@ -208,9 +209,11 @@ def _declared_types(tools: Any) -> dict[str, dict[str, str]]:
         return out
     for t in tools[:256]:
         fn = t.get("function", t) if isinstance(t, dict) else None
-        props = fn.get("parameters", {}).get("properties") if isinstance(fn, dict) and isinstance(
-            fn.get("parameters"), dict) else None
-        if isinstance(fn, dict) and isinstance(fn.get("name"), str) and isinstance(props, dict):
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or fn["name"] not in names:
+            continue
+        params = fn.get("parameters")
+        props = params.get("properties") if isinstance(params, dict) else None
+        if isinstance(props, dict):
             out[fn["name"]] = {str(k): str(v.get("type", "")).lower() for k, v in props.items() if isinstance(v, dict)}
     return out
 
@@ -248,7 +251,8 @@ def _ground_truth(meta: Any) -> list[Expected]:
         if not isinstance(args, dict):
             raise ToolCallError(f"verifier.ground_truth[{i}] arguments are not an object")
         out.append(Expected(name, {k: [v] for k, v in args.items()}, False))
-    types = _declared_types(meta.get("tools"))
+    tools = meta.get("tools")
+    types = _declared_types(tools, {e.name for e in out}) if tools else {}
     for exp in out:
         exp.types = types.get(exp.name, {})
     return out

@@ -16,10 +16,19 @@ failure; or `fraction`: the share of tests passed), optional `float_tolerance` (
   JSON value per line (LiveCodeBench), or a JSON object of keyword arguments. `outputs[i]` is the
   expected return value (JSON text or a value); an expected `[x]` also accepts `x` (APPS wraps results).
 
-Exit status policy: `sys.exit(0)` / `sys.exit()` and warnings on stderr do not matter; a non-zero
-exit status (`sys.exit(1)` after correct output included), a crash, timeout or limit fails the test
-(LiveCodeBench runs stdio programs in-process, where a `SystemExit` escapes its `except Exception`
-and fails the test whatever the status; M2RL deliberately accepts a clean exit 0). Programs run in `m2rl.verifiers.sandbox`.
+Exit policy, as LiveCodeBench's `lcb_runner/evaluation/testing_util.py` (checked by running it): a
+stdin/stdout program that raises `SystemExit` (`sys.exit()`, `sys.exit(0)`, `sys.exit(1)`,
+`sys.exit("msg")`, `raise SystemExit(n)`, `exit()`, `exit(1)`) has ended normally whatever the status,
+and the output it printed is compared (LCB's `call_method` catches SystemExit; its `from sys import *`
+makes `exit` be `sys.exit`, which the harness provides too, as it runs without `site`). `quit()` fails,
+as in LCB (its `reliability_guard` sets `builtins.quit = None`; here it is undefined). Warnings on
+stderr do not matter. In a function test (`fn_name`) any SystemExit fails: no value was returned (in
+LCB it escapes `except Exception` and the test gets no result). An uncaught exception, a timeout or a
+limit fails the test. `os._exit(n)` fails in LCB whatever n (it ends LCB's grading process); here a
+non-zero n fails, and `os._exit(0)` passes only if the program flushed its correct output first (the
+one deliberate difference: the program did print the right answer and exit cleanly). With
+`M2RL_SANDBOX_URL` the service reports only the exit status, so `sys.exit(n)` with n != 0 fails there.
+Programs run in `m2rl.verifiers.sandbox`.
 """
 
 from __future__ import annotations
@@ -235,6 +244,12 @@ class UnitTestParams(StrictModel):
     )
 
 
+def ended_by_system_exit(run: sandbox.TestRun) -> bool:
+    """A stdin/stdout program that raised SystemExit with a non-zero status (the harness says so in the
+    run's `result`): as LiveCodeBench, it ended normally and its output is compared."""
+    return run.status == "runtime_error" and isinstance(run.result, dict) and "system_exit" in run.result
+
+
 @register_verifier("unit_test", params=UnitTestParams, item_timeout=item_timeout)
 def verify_unit_test(response: str, label: str, meta: Mapping[str, Any]) -> Score:
     inputs, outputs, fn_name = _tests_of(meta)
@@ -254,7 +269,7 @@ def verify_unit_test(response: str, label: str, meta: Mapping[str, Any]) -> Scor
     verdicts: list[bool] = []
 
     def judge(i: int, run: sandbox.TestRun) -> bool:
-        if run.status != "ok":
+        if run.status != "ok" and not (fn_name is None and ended_by_system_exit(run)):
             ok = False
         elif fn_name:
             ok = run.has_result and result_matches(run.result, outputs[i], tol)

@@ -40,7 +40,9 @@ fail_after = int(os.environ.get("M2RL_TEST_OPENRLHF_FAIL_AFTER", "0"))
 for step in range(start + 1, min(args.data.max_samples, len(rows)) // n + 1):
     rewards, extra = [], {}
     for row in rows[(step - 1) * n : step * n]:
-        prompt = tok.apply_chat_template(row[args.data.input_key], tokenize=False, add_generation_prompt=True)
+        prompt = row[args.data.input_key]  # OpenRLHF's preprocess_data: the text as is without --data.apply_chat_template
+        if args.data.apply_chat_template:
+            prompt = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
         label = row[args.data.label_key]
         for k in range(args.rollout.n_samples_per_prompt):
             response = f"Answer: {decode_label(label)['label']}" if k % 2 == 0 else "no idea"
@@ -58,8 +60,12 @@ for step in range(start + 1, min(args.data.max_samples, len(rows)) // n + 1):
     writer.flush()
     if step % args.ckpt.save_steps == 0:
         (actor / f"global_step{step}").mkdir(parents=True, exist_ok=True)
-        if args.ckpt.save_hf:
-            (Path(args.ckpt.path) / f"global_step{step}_hf").mkdir()
+        if args.ckpt.save_hf:  # the actor's HF weights at this step (here: the pretrain folder's files)
+            hf = Path(args.ckpt.path) / f"global_step{step}_hf"
+            hf.mkdir()
+            for item in Path(args.actor.model_name_or_path).iterdir():
+                if item.is_file():
+                    shutil.copy2(item, hf / item.name)
         (actor / "latest").write_text(f"global_step{step}")
     if step == fail_after:
         sys.exit(1)
