@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from m2rl.registry import VERIFIERS
-from m2rl.verifiers.api import VerifierError, check_record, record_verifier, score
+from m2rl.verifiers.api import VerifierError, record_verifier, score
 from m2rl.verifiers.registry import RegistryError, Score, extra_modules
 
 DEFAULT_TIMEOUT = 10.0  # seconds per item, for verifiers that state none
@@ -433,19 +433,22 @@ def score_batch(
         raise ValueError(f"score_batch: timeout must be > 0 seconds, got {timeout}")
     if workers is not None and workers < 0:
         raise ValueError(f"score_batch: workers must be >= 0, got {workers}")
-    timeouts = []
-    for i, rec in enumerate(records):
+    timeouts, inline = [], []
+    for i, rec in enumerate(records):  # each record's verifier read once: its type, time limit, inline flag
         try:
-            check_record(rec)
-            _, meta = record_verifier(rec)
+            vtype, meta = record_verifier(rec)
+            own = VERIFIERS.entry(vtype, "verifier.type").meta
         except VerifierError as exc:
             raise VerifierError(f"score_batch: item {i}: {exc}") from None
-        timeouts.append(float(timeout) if timeout is not None else item_timeout(meta))
+        except RegistryError as exc:
+            raise VerifierError(f"score_batch: item {i}: record {rec.get('id')!r}: {exc}") from None
+        limit = own.get("item_timeout")
+        timeouts.append(float(timeout) if timeout is not None else float(limit(meta)) if limit else DEFAULT_TIMEOUT)
+        inline.append(bool(own.get("inline_safe")))
     if not records:
         return []
     if workers == 0:
         return [score(r, x, require_think_close=require_think_close) for r, x in zip(records, responses, strict=True)]
-    inline = [is_inline(r) for r in records]
     if not any(inline):
         futures = (pool or get_pool(workers)).submit(records, responses, timeouts, require_think_close)
         return [f.result() for f in futures]
