@@ -1,4 +1,5 @@
-"""The train component: one GRPO run (a single domain, or the mix of all) -> a checkpoint folder."""
+"""The train component: one GRPO run (a single domain, or the mix of all) -> a checkpoint folder; launched as a
+KubeRay RayJob when the spec asks for more than one node or `kubernetes.rayjob` (m2rl.workflow.train)."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model, Output
@@ -11,21 +12,13 @@ def train(spec_json: str, parent_run_id: str, run: str, dataset: Input[Dataset],
     """Train `run` (a domain or "mix") into <artifact_root>/models/<single-domain|mix>; `model` holds its card."""
     from m2rl.names import run_model
     from m2rl.workflow.glue import StageContext, artifact_uri, publish
+    from m2rl.workflow.train import train_key, train_work
 
     ctx = StageContext(spec_json, parent_run_id)
     data_uri = artifact_uri(dataset, "dataset")
     name = run_model(run)
     out = ctx.layout.model(name)
     records = ctx.layout.train_split(run, data_uri)
-
-    def work() -> dict:
-        from m2rl.train import train as train_stage
-
-        return train_stage(ctx.spec, run, records, ctx.spec.base_model, out).card
-
-    key = {"train": ctx.spec.train.model_dump(mode="json"), "rewards": ctx.spec.rewards.model_dump(mode="json"),
-           "run": run, "base": ctx.spec.base_model}
-    if run in ctx.spec.merge.expert_steps and "merge" in ctx.spec.paradigms:
-        key["expert_step"] = ctx.spec.merge.expert_steps[run]  # the run keeps that step's weights
-    outcome = ctx.run("train", name, out, key=key, inputs=[data_uri], work=work, done=["train_card.json"])
+    outcome = ctx.run("train", name, out, key=train_key(ctx.spec, run), inputs=[data_uri],
+                      work=lambda: train_work(ctx, run, records, out), done=["train_card.json"])
     publish(outcome, model)

@@ -2,8 +2,12 @@
 
 CPU steps (data, merge, analyze, report) get the CPU image and `cpu_step` resources; GPU steps (train,
 evaluate) the GPU image, `gpu_step` resources with `nvidia.com/gpu`, the node selector, the tolerations
-and a memory-backed /dev/shm. Every step gets the image pull policy, the non-root security context and the
-S3 / MLflow credentials as env from their Secrets. kfp.local ignores all of this (it runs subprocesses).
+and a memory-backed /dev/shm. A train step that launches a RayJob (`m2rl.k8s.launches_rayjob`) is a CPU
+step: it only creates, watches and deletes the RayJob (whose pods get the GPUs), with the API token of the
+run's ServiceAccount (KFP sets one per run: `m2rl submit` passes `kubernetes.service_account`, which the
+chart binds to the launcher Role in the study's namespace) and the label `m2rl/launcher: rayjob`. Every
+step gets the image pull policy, the non-root security context and the S3 / MLflow credentials as env from
+their Secrets. kfp.local ignores all of this (it runs subprocesses).
 """
 
 from __future__ import annotations
@@ -21,8 +25,13 @@ S3_OPTIONAL_KEYS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGI
 MLFLOW_KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
-def apply(task: PipelineTask, k8s: KubernetesSpec, *, stage: str, gpu: bool) -> PipelineTask:
-    """Set image, resources, scheduling, volumes, secrets and pull policy of one task."""
+LAUNCHER_LABEL = ("m2rl/launcher", "rayjob")
+
+
+def apply(task: PipelineTask, k8s: KubernetesSpec, *, stage: str, gpu: bool, launcher: bool = False) -> PipelineTask:
+    """Set image, resources, scheduling, volumes, secrets and pull policy of one task (`launcher`: a step that
+    launches a RayJob, on the CPU whatever its stage)."""
+    gpu = gpu and not launcher
     task.set_container_image(k8s.gpu_image if gpu else k8s.cpu_image)
     kubernetes.set_image_pull_policy(task, k8s.image_pull_policy)
     res = k8s.gpu_step if gpu else k8s.cpu_step
@@ -47,4 +56,6 @@ def apply(task: PipelineTask, k8s: KubernetesSpec, *, stage: str, gpu: bool) -> 
     kubernetes.set_security_context(task, run_as_user=k8s.run_as_user, run_as_non_root=True)
     kubernetes.add_pod_label(task, "app.kubernetes.io/part-of", "m2rl")
     kubernetes.add_pod_label(task, "m2rl/stage", stage)
+    if launcher:
+        kubernetes.add_pod_label(task, *LAUNCHER_LABEL)
     return task

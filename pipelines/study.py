@@ -7,7 +7,8 @@ cluster, where tasks with no dependency between them run in parallel. Every edge
 should show passes a KFP artifact, whose metadata carries the artifact-root URI of the large output: data ->
 train (the dataset), expert -> merge (one input per domain), train / merge -> evaluate (the model), analyze
 -> report. The evaluations' fan-in to analyze (one per model) is an `.after()` dependency: analyze reads them
-from the artifact layout.
+from the artifact layout. When `m2rl.k8s.launches_rayjob(spec)` the train tasks are launcher steps: each runs
+its training as a KubeRay RayJob (`m2rl.workflow.train`) from a CPU pod.
 """
 # No `from __future__ import annotations`: kfp reads the pipeline function's annotations as types.
 
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from kfp import dsl
 
 import components as c
+from m2rl.k8s import launches_rayjob
 from m2rl.names import BASE, merge_name, run_model, single_name
 from m2rl.spec import StudySpec
 from m2rl.workflow.plan import Step, expert_input, pipeline_name, plan
@@ -26,6 +28,7 @@ def build(spec: StudySpec, variant: str = "study") -> Callable:
     """The pipeline function of one variant of a study (call it under kfp.local, or compile it for a cluster)."""
     p = plan(spec, variant)
     k8s = spec.kubernetes
+    rayjob = launches_rayjob(spec)  # the train steps launch RayJobs (m2rl.workflow.train) instead of training
 
     @dsl.pipeline(name=pipeline_name(spec, variant),
                   description=f"M2RL {variant}: {spec.name} ({', '.join(p.paradigms)})")
@@ -34,7 +37,7 @@ def build(spec: StudySpec, variant: str = "study") -> Callable:
 
         def task(step: Step, t: dsl.PipelineTask) -> dsl.PipelineTask:
             t.set_display_name(step.display_name)
-            return kube.apply(t, k8s, stage=step.stage, gpu=step.gpu)
+            return kube.apply(t, k8s, stage=step.stage, gpu=step.gpu, launcher=rayjob and step.stage == "train")
 
         data = task(Step("data", "data"), c.data(**common))
         trained: dict[str, dsl.PipelineTask] = {}  # model name -> the train task producing it

@@ -67,3 +67,87 @@ def test_bad_paradigm_rejected():
     with pytest.raises(ValueError, match="paradigm"):
         with tracking.stage_run("train", paradigm="mixed"):
             pass
+
+
+# -- a run never stays RUNNING after its process is gone ---------------------------------------------------
+@pytest.fixture
+def sqlite_store(tmp_path, monkeypatch):
+    """A SQLite MLflow store of this test's own; yields a client on it."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.delenv(tracking.PARENT_ENV, raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    tracking.configure(None)
+    yield MlflowClient()
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_stale_runs_of_dead_owners_are_marked_killed(sqlite_store):
+    import mlflow
+
+    from m2rl import storage
+
+    client = sqlite_store
+    exp = mlflow.get_experiment_by_name("m2rl").experiment_id
+    me = storage.current_owner()
+
+    def left_running(stage, pid, start="", host=me.host, model=None):
+        tags = {tracking.TAG_STAGE: stage, tracking.TAG_OWNER_HOST: host, tracking.TAG_OWNER_PID: str(pid),
+                tracking.TAG_OWNER_START: start}
+        if model:
+            tags[tracking.TAG_MODEL] = model
+        return client.create_run(exp, tags=tags).info.run_id
+
+    dead = left_running("merge", _dead_pid(), model="merge-ties")
+    reused = left_running("merge", me.pid, start=me.start + "9", model="merge-ties")  # our pid, another process
+    live = left_running("merge", me.pid, start=me.start, model="merge-ties")  # this process: alive
+    elsewhere = left_running("merge", 1, host=me.host + "-other", model="merge-ties")  # cannot tell: kept
+    other_item = left_running("merge", _dead_pid(), model="merge-sce")  # another item: its own rerun's business
+    no_owner = client.create_run(exp, tags={tracking.TAG_STAGE: "merge", tracking.TAG_MODEL: "merge-ties"}).info.run_id
+    with tracking.stage_run("merge", model="merge-ties") as run:
+        assert run.data.tags[tracking.TAG_OWNER_PID] == str(me.pid)
+    status = {r: client.get_run(r).info.status for r in (dead, reused, live, elsewhere, other_item, no_owner)}
+    assert status == {dead: "KILLED", reused: "KILLED", live: "RUNNING", elsewhere: "RUNNING",
+                      other_item: "RUNNING", no_owner: "RUNNING"}
+    assert client.get_run(dead).data.tags[tracking.TAG_END_REASON].startswith("stale: its owner, pid ")
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_signals_and_errors_end_the_run(sqlite_store):
+    import os
+    import signal
+    import threading
+    import time
+
+    client = sqlite_store
+    with pytest.raises(RuntimeError):
+        with tracking.stage_run("data") as failed:
+            raise RuntimeError("source unreadable")
+    run = client.get_run(failed.info.run_id)
+    assert run.info.status == "FAILED" and run.data.tags[tracking.TAG_END_REASON] == "RuntimeError: source unreadable"
+    with pytest.raises(KeyboardInterrupt):
+        with tracking.stage_run("data") as interrupted:
+            raise KeyboardInterrupt
+    assert client.get_run(interrupted.info.run_id).info.status == "KILLED"
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        pytest.skip("SIGTERM is handled by the test runner here")
+    with pytest.raises(tracking.StageTerminated) as exc:
+        with tracking.stage_run("data") as terminated:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)  # the handler raises in the main thread at once, interrupting the sleep
+    assert exc.value.code == 128 + signal.SIGTERM
+    run = client.get_run(terminated.info.run_id)
+    assert run.info.status == "KILLED" and run.data.tags[tracking.TAG_END_REASON] == "SIGTERM received"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

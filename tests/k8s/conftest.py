@@ -111,3 +111,35 @@ def pod_security_violations(where: str, spec: dict[str, Any], *, require_no_toke
 def rendered() -> dict[str, list[dict[str, Any]]]:
     """Every toggle's objects, rendered once per module."""
     return {name: objects(values) for name, values in TOGGLES.items()}
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory):
+    """A real kube-apiserver + controller manager (v1.20.2, ../shared/k8s) in its own network namespace, with
+    the namespaces m2rl and kubeflow and KubeRay v1.4.2's CRDs; stopped by its kube-down.sh."""
+    from tests.k8s import apiserver
+
+    why = apiserver.unavailable()
+    if why:
+        pytest.skip(f"no real API server: {why}")
+    cluster = apiserver.Cluster.up(tmp_path_factory.mktemp("kube"))
+    try:
+        with apiserver.in_netns(cluster.netns):
+            from kubernetes import client
+
+            api = cluster.client()
+            for ns in (NAMESPACE, "kubeflow"):
+                client.CoreV1Api(api).create_namespace({"metadata": {"name": ns}})
+            apiserver.create_crds(api, apiserver.kuberay_crds())  # established while the chart tests run
+        yield cluster  # outside the namespace: only `in_kube` tests enter it
+    finally:
+        cluster.down()
+
+
+@pytest.fixture
+def in_kube(kube):
+    """The test's thread (and the threads it starts) inside the API server's network namespace."""
+    from tests.k8s import apiserver
+
+    with apiserver.in_netns(kube.netns):
+        yield kube

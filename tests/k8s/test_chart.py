@@ -135,6 +135,57 @@ def test_reward_service_think_gate(values, flag):
     assert c["args"][5] == flag
 
 
+def test_reward_service_probes_metrics_and_grace(rendered):
+    """Probes on /health, /metrics scrapeable on the named `http` port (ServiceMonitor: port http, path
+    /metrics), and a pod grace period longer than the service's drain."""
+    (dep,) = find(rendered["default"], "Deployment", "m2rl-rewards")
+    tmpl = dep["spec"]["template"]
+    (c,) = tmpl["spec"]["containers"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/health", "port": "http"}, probe
+    assert [(p["name"], p["containerPort"]) for p in c["ports"]] == [("http", 8000)]
+    scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": "8000", "prometheus.io/path": "/metrics"}
+    assert tmpl["metadata"]["annotations"] == scrape
+    (svc,) = find(rendered["default"], "Service", "m2rl-rewards")
+    assert svc["metadata"]["annotations"] == scrape
+    assert [(p["name"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [("http", 8000, "http")]
+    i = c["args"].index("--grace")
+    assert c["args"][i + 1] == "30"
+    assert tmpl["spec"]["terminationGracePeriodSeconds"] == 40
+
+
+def test_reward_service_grace_and_scrape_values():
+    (dep,) = find(objects({"rewards": {"gracePeriodSeconds": 120, "prometheusScrape": False}}), "Deployment",
+                  "m2rl-rewards")
+    tmpl = dep["spec"]["template"]
+    (c,) = tmpl["spec"]["containers"]
+    assert c["args"][c["args"].index("--grace") + 1] == "120"
+    assert tmpl["spec"]["terminationGracePeriodSeconds"] == 130
+    assert "annotations" not in tmpl["metadata"]
+    with pytest.raises(Exception, match="gracePeriodSeconds"):
+        objects({"rewards": {"gracePeriodSeconds": -1}})
+
+
+def test_reward_service_args_are_serve_rewards_flags(rendered):
+    """Every flag the chart passes is one `m2rl serve-rewards` accepts (parsed by the real CLI)."""
+    from typer.testing import CliRunner
+
+    import m2rl.verifiers.service as service
+    from m2rl.cli import app
+
+    (dep,) = find(rendered["default"], "Deployment", "m2rl-rewards")
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    seen = {}
+    orig = service.serve
+    service.serve = lambda host, port, cfg, ready=None: seen.update(host=host, port=port, cfg=cfg)
+    try:
+        r = CliRunner().invoke(app, c["args"])
+    finally:
+        service.serve = orig
+    assert r.exit_code == 0, r.output
+    assert seen["port"] == 8000 and seen["cfg"].grace == 30.0
+
+
 def test_reward_service_toggle(rendered):
     off = rendered["rewards-off"]
     assert not [o for o in off if "rewards" in o["metadata"]["name"]]
@@ -150,10 +201,13 @@ def test_standalone_kfp_namespace_wiring(rendered):
     assert sa["metadata"]["namespace"] == "kubeflow"
     (cm,) = find(objs, "ConfigMap", "kfp-launcher")
     assert cm["metadata"]["namespace"] == "kubeflow"
-    (role,) = find(objs, "Role")
-    (binding,) = find(objs, "RoleBinding")
+    (role,) = find(objs, "Role", "m2rl-launcher")
+    (binding,) = find(objs, "RoleBinding", "m2rl-launcher")
     assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == NAMESPACE
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "m2rl-launcher", "namespace": "kubeflow"}]
+    (step,) = find(objs, "Role", "m2rl-kfp-step")  # KFP's launcher reads its config where the run is
+    (step_binding,) = find(objs, "RoleBinding", "m2rl-kfp-step")
+    assert step["metadata"]["namespace"] == step_binding["metadata"]["namespace"] == "kubeflow"
     (pol,) = find(objs, "NetworkPolicy")
     peers = pol["spec"]["ingress"][0]["from"]
     assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}},
@@ -164,13 +218,20 @@ def test_standalone_kfp_namespace_wiring(rendered):
 def test_launcher_rbac_is_least_privilege_and_namespaced(rendered, toggle):
     objs = rendered[toggle]
     assert not find(objs, "ClusterRole") and not find(objs, "ClusterRoleBinding")
-    (role,) = find(objs, "Role")
+    (role,) = find(objs, "Role", "m2rl-launcher")
     rules = sorted((tuple(r["apiGroups"]), tuple(r["resources"]), tuple(sorted(r["verbs"]))) for r in role["rules"])
     assert rules == [
         (("",), ("pods", "pods/log"), ("get", "list", "watch")),
         (("ray.io",), ("rayjobs",), ("create", "delete", "get", "list", "watch")),
     ]
-    (binding,) = find(objs, "RoleBinding")
+    # KFP's launcher in each step pod reads exactly the kfp-launcher ConfigMap and the S3 Secret, by name.
+    (step,) = find(objs, "Role", "m2rl-kfp-step")
+    secret = (TOGGLES[toggle].get("s3") or {}).get("existingSecret", "m2rl-s3")
+    assert sorted((r["resources"], r["resourceNames"], r["verbs"]) for r in step["rules"]) == [
+        (["configmaps"], ["kfp-launcher"], ["get"]), (["secrets"], [secret], ["get"])]
+    (step_binding,) = find(objs, "RoleBinding", "m2rl-kfp-step")
+    assert step_binding["subjects"][0]["name"] == "m2rl-launcher"
+    (binding,) = find(objs, "RoleBinding", "m2rl-launcher")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                                   "name": role["metadata"]["name"]}
     (sa,) = find(objs, "ServiceAccount")

@@ -133,3 +133,54 @@ def test_compile_rejects_non_yaml(tmp_path):
     spec = load_spec(REPO / "examples" / "smoke.yaml")
     with pytest.raises(ValueError, match=r"\.yaml"):
         compile_package(spec, tmp_path / "p.json")
+
+
+def _paper(nodes: int = 1, rayjob: bool = False):
+    from m2rl.spec import spec_from_dict
+
+    data = load_spec(REPO / "examples" / "qwen3-4b-paper.yaml").model_dump()
+    data["train"]["nodes"] = nodes
+    data["train"]["vllm"]["num_engines"] = nodes * data["train"]["gpus_per_node"] // data["train"]["vllm"][
+        "tensor_parallel_size"]
+    data["kubernetes"]["rayjob"] = rayjob
+    return spec_from_dict(data, "paper")
+
+
+@pytest.mark.parametrize(("nodes", "rayjob", "launches"), [(2, False, True), (1, True, True), (1, False, False)])
+def test_train_steps_launch_rayjobs_when_the_spec_asks(tmp_path, nodes, rayjob, launches):
+    """More than one node (or kubernetes.rayjob) compiles every train step as a RayJob launcher: a CPU pod with
+    the launcher label whose spec makes the component launch; the GPUs go to the RayJob, not the step."""
+    from m2rl.k8s import launches_rayjob
+    from m2rl.workflow.glue import spec_from_json
+
+    spec = _paper(nodes, rayjob)
+    ps, platform = read_package(compile_package(spec, tmp_path / "p.yaml"))
+    executors = ps["deploymentSpec"]["executors"]
+    k8s_exec = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    compiled = spec_from_json(ps["root"]["inputDefinitions"]["parameters"]["spec_json"]["defaultValue"])
+    assert launches_rayjob(compiled) is launches and compiled.train.nodes == nodes
+    k8s = spec.kubernetes
+    trains = {n: t for n, t in _tasks(ps).items() if n.startswith("train ")}
+    assert set(trains) == {f"train {d}" for d in spec.domains} | {"train mix"}
+    for name, task in {**trains, "evaluate mix": _tasks(ps)["evaluate mix"]}.items():
+        label = _executor(ps, task)
+        container, conf = executors[label]["container"], k8s_exec[label]
+        launcher = launches and name.startswith("train ")
+        labels = conf["podMetadata"]["labels"]
+        assert labels["m2rl/stage"] == name.split()[0]
+        args = container["args"]
+        assert args[args.index("--function_to_execute") + 1] == name.split()[0]  # the train component itself
+        if launcher:
+            assert labels["m2rl/launcher"] == "rayjob", name
+            assert container["image"] == k8s.cpu_image
+            assert container["resources"]["resourceCpuLimit"] == k8s.cpu_step.cpu
+            assert container["resources"]["resourceMemoryLimit"] == k8s.cpu_step.memory
+            assert "accelerator" not in container["resources"]
+            assert not {"nodeSelector", "tolerations", "emptyDirMounts"} & set(conf)
+        else:
+            assert "m2rl/launcher" not in labels, name
+            assert container["image"] == k8s.gpu_image
+            assert container["resources"]["accelerator"]["resourceCount"] == str(k8s.gpu_step.gpus)
+            assert conf["tolerations"] and conf["nodeSelector"]["labels"] == k8s.node_selector
+        # Either way the step reads the study bucket (the launcher reads the train card back) and MLflow.
+        assert {s["secretName"] for s in conf["secretAsEnv"]} == {k8s.s3_secret, k8s.mlflow_secret}

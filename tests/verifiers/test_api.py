@@ -214,6 +214,20 @@ def test_no_worker_left_after_close():
     assert os.getpid()  # the test process itself is untouched
 
 
+def test_close_resolves_the_items_on_its_workers():
+    """Items a worker holds when the pool closes score 0 with the reason; none is left unresolved."""
+    p = ScoringPool(2)
+    recs = [{"label": "", "verifier": {"type": "test_sleep", "seconds": 60}}] * 4
+    futures = p.submit(recs, [""] * 4, [120.0] * 4, False)
+    deadline = time.monotonic() + 30
+    while not any(w.inflight for w in p._workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    p.close()
+    got = [f.result(timeout=15) for f in futures]
+    assert [s.value for s in got] == [0.0] * 4
+    assert all(s.details["reason"] == "scoring pool closed" for s in got)
+
+
 def test_cli_score(tmp_path):
     from typer.testing import CliRunner
 

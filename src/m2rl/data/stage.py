@@ -3,7 +3,9 @@
 Memory stays bounded whatever the input size: rows stream from the sources straight into parquet
 writers (one row group at a time); what is held per row is a 16-byte prompt hash for dedup and a
 4-byte prompt length for the percentiles. The whole output folder is written to a temp location and
-renamed (or uploaded) only when complete, so a failed run leaves nothing behind. The `natural` mix
+renamed (or uploaded) only when complete, so a failed run leaves nothing behind, and what a killed run left
+(its temp folder, an interrupted overwrite) is removed or recovered when the next run starts
+(`storage.output_dir`). The `natural` mix
 (every train record once, shuffled) shuffles through bucket files, a bucket at a time in memory.
 
 Prompt templates (`source.prompt_template`) rewrite the last user message of every valid record of that

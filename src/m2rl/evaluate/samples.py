@@ -95,9 +95,10 @@ class SampleStore:
         self.partial_dir.mkdir(parents=True, exist_ok=True)
         n = len(list(self.partial_dir.glob("part-*.parquet")))
         path = self.partial_dir / f"part-{n:06d}.parquet"
-        tmp = path.with_name(f".{path.name}.tmp")
-        pq.write_table(pa.Table.from_pylist([{c: r[c] for c in GENERATED} for r in rows], schema=PARTIAL_SCHEMA), tmp)
-        tmp.replace(path)
+        with storage.temp_file(path) as tmp:  # what a killed earlier attempt left is swept first
+            pq.write_table(pa.Table.from_pylist([{c: r[c] for c in GENERATED} for r in rows],
+                                                schema=PARTIAL_SCHEMA), tmp)
+            tmp.replace(path)
 
     def write_final(self, rows: list[dict[str, Any]]) -> None:
         """Write the scored table atomically, then drop the resume chunks."""

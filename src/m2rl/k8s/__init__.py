@@ -3,6 +3,7 @@
 `build_rayjob(spec, command, name=...)` is a pure function (a dict manifest); `RayJobLauncher` talks to
 the cluster with the `kubernetes` client; `launch_training(...)` does both for the training entrypoint
 (`m2rl train SPEC --domain --data --base --out`) and returns a `RayJobResult` with the step's exit code.
+`launches_rayjob(spec)` says whether the pipeline's train steps go through it.
 """
 
 from __future__ import annotations
@@ -27,9 +28,14 @@ from m2rl.spec import StudySpec
 
 __all__ = [
     "IN_CLUSTER_SPEC", "RayJobError", "RayJobLauncher", "RayJobResult", "RayJobState", "build_rayjob",
-    "check_name", "exit_code", "launch_training", "load_clients", "needs_rayjob", "rayjob_name", "to_yaml",
-    "train_command",
+    "check_name", "exit_code", "launch_training", "launches_rayjob", "load_clients", "needs_rayjob", "rayjob_name",
+    "to_yaml", "train_command",
 ]
+
+
+def launches_rayjob(spec: StudySpec) -> bool:
+    """True when the pipeline's train step launches its run as a RayJob: `train.nodes > 1` or `kubernetes.rayjob`."""
+    return spec.train.nodes > 1 or spec.kubernetes.rayjob
 
 
 def launch_training(

@@ -2,17 +2,33 @@
 
 The manifest is a plain dict (what `kubectl apply` or the `kubernetes` client takes). One CPU head
 pod runs the driver (the training entrypoint); one GPU worker group holds `train.nodes` pods of
-`train.gpus_per_node` GPUs each. The study spec travels with the job (runtime env var
-`M2RL_SPEC_YAML`, written to `IN_CLUSTER_SPEC` before the command starts), so the command can name
-the spec by that path. Secrets reach the pods only as `envFrom` Secret references, never inline.
+`train.gpus_per_node` GPUs each. Secrets reach the pods only as `envFrom` Secret references, never inline.
+
+What KubeRay does with the entrypoint (K8sJobMode, ray-operator v1.4.2, `GetK8sJobCommand` in
+`controllers/ray/common/job.go`, reproduced by `kuberay_submitter_command`): it joins
+`if ! ray job status ... ; then ray job submit --address ... --no-wait --runtime-env-json "<json>"
+--metadata-json "<json>" --submission-id <id> -- <entrypoint> ; fi ; ray job logs ... --follow <id>`
+with spaces and runs that string with `/bin/bash -ce --` in the submitter pod. The entrypoint is pasted
+in unquoted, so any shell operator in it (`&&`, `;`, `>`) would run in the submitter pod instead of
+on the Ray cluster; and the JSON blobs are Go-quoted inside double quotes, where bash still expands
+`$` and backquotes. Hence:
+
+- the entrypoint is one plain command whose words are all shell-inert (`SAFE_ARG`), so bash in the
+  submitter, `ray job submit` (which re-joins the words with `subprocess.list2cmdline`) and `/bin/sh`
+  on the head all give back the same argument list;
+- the study spec travels in the runtime env var `M2RL_SPEC_YAML` (its JSON, every `$` and backquote
+  written as a `\\u0024` / `\\u0060` escape, which a JSON or YAML reader turns back), and the command
+  reads it with `m2rl train --spec-env M2RL_SPEC_YAML`; no file is written before the command starts;
+- any other runtime env value (or the study name in the metadata) holding `$` or a backquote is refused,
+  naming it, and so is a submitter command longer than Linux's 128 KiB limit on one argument.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
-import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,8 +42,20 @@ KIND = "RayJob"
 GROUP, VERSION, PLURAL = "ray.io", "v1", "rayjobs"
 # KubeRay names the RayCluster `<rayjob>-<5 chars>` and its services after that; it rejects longer names.
 MAX_NAME_LENGTH = 47
+# Where a spec file would live in the pods. The RayJob writes none (the spec travels in SPEC_ENV and
+# `m2rl train --spec-env` reads it); kept for callers that pass `train_command(spec_path=...)`.
 IN_CLUSTER_SPEC = "/tmp/m2rl/spec.yaml"
 SPEC_ENV = "M2RL_SPEC_YAML"
+# Words that bash, subprocess.list2cmdline and /bin/sh all leave as they are (no quoting, no expansion).
+SAFE_ARG = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
+# The KubeRay release whose submitter command `kuberay_submitter_command` reproduces (the chart docs install it).
+KUBERAY_VERSION = "1.4.2"
+# Linux MAX_ARG_STRLEN: one argv string (here the submitter's `bash -c` script), NUL included.
+MAX_ARG_BYTES = 32 * 4096
+# Upper bounds of what KubeRay fills in: the dashboard address `<cluster>-head-svc.<ns>.svc.cluster.local:8265`
+# (cluster = name + 6 chars, namespace <= 63) and the job id `<name>-<5 chars>`.
+_MAX_DASHBOARD_URL = f"{'x' * (MAX_NAME_LENGTH + 6)}-head-svc.{'n' * 63}.svc.cluster.local:8265"
+_MAX_JOB_ID = "x" * (MAX_NAME_LENGTH + 6)
 PART_OF = {"app.kubernetes.io/part-of": "m2rl"}
 # Variables copied from the launcher's environment into the job, so the driver's MLflow runs land
 # under the study's parent run.
@@ -59,10 +87,12 @@ def check_name(name: str) -> str:
 
 
 def train_command(
-    run: str, data: str, base: str, out: str, spec_path: str = IN_CLUSTER_SPEC, extra: Sequence[str] = ()
+    run: str, data: str, base: str, out: str, spec_path: str | None = None, extra: Sequence[str] = ()
 ) -> list[str]:
-    """The training entrypoint: `m2rl train SPEC --run <domain|mix> --data --base --out`."""
-    return ["m2rl", "train", spec_path, "--run", run, "--data", data, "--base", base, "--out", out, *extra]
+    """The training entrypoint: `m2rl train --spec-env M2RL_SPEC_YAML --run <domain|mix> --data --base --out`
+    (the spec the RayJob carries), or `m2rl train SPEC_PATH ...` when a spec file is named."""
+    spec_args = [spec_path] if spec_path else ["--spec-env", SPEC_ENV]
+    return ["m2rl", "train", *spec_args, "--run", run, "--data", data, "--base", base, "--out", out, *extra]
 
 
 def needs_rayjob(spec: StudySpec) -> bool:
@@ -205,14 +235,24 @@ def build_rayjob(
     check_name(name)
     if not command or not all(isinstance(a, str) and a for a in command):
         raise RayJobError(f"command: must be a non-empty list of non-empty strings, got {list(command)!r}")
+    for i, arg in enumerate(command):
+        if not SAFE_ARG.match(arg):
+            raise RayJobError(
+                f"command[{i}]: {arg!r} has a character KubeRay's submitter would let the shell interpret (it pastes "
+                "the entrypoint unquoted into `bash -c`); use only letters, digits and _@%+=:,./- in each argument"
+            )
     k8s, train = spec.kubernetes, spec.train
     job_vars = job_env(spec, env)
-    # JSON is YAML: `load_spec` reads it back into the very same spec.
-    runtime_env = {"env_vars": {**job_vars, SPEC_ENV: spec.model_dump_json()}}
-    spec_dir = os.path.dirname(IN_CLUSTER_SPEC)
-    entrypoint = (
-        f'mkdir -p {spec_dir} && printf "%s" "${SPEC_ENV}" > {IN_CLUSTER_SPEC} && exec {shlex.join(command)}'
-    )
+    for key, value in job_vars.items():
+        if _SHELL_ACTIVE.search(value):
+            raise RayJobError(
+                f"env {key}: {value!r} holds '$' or '`', which bash expands inside the submitter's "
+                "--runtime-env-json (from kubernetes.ray_env, tracking.uri, the launcher's environment or env=)"
+            )
+    if _SHELL_ACTIVE.search(spec.name):
+        raise RayJobError(f"name: the study name {spec.name!r} goes into the RayJob metadata; drop its '$' and '`'")
+    runtime_env = {"env_vars": {**job_vars, SPEC_ENV: spec_env_value(spec)}}
+    entrypoint = " ".join(command)
     head = _pod_template(
         spec, name=name, role="head", container="ray-head", resources=_resources(k8s.ray_head),
         env=job_vars, gpu=k8s.ray_head.gpus > 0,
@@ -260,12 +300,91 @@ def build_rayjob(
     if k8s.ray_job_deadline_seconds is not None:
         body["activeDeadlineSeconds"] = k8s.ray_job_deadline_seconds
     meta_labels = {**PART_OF, "m2rl.io/study": label_value(spec.name), **(labels or {})}
-    return {
+    manifest = {
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {"name": name, "namespace": k8s.namespace, "labels": meta_labels},
         "spec": body,
     }
+    script = kuberay_submitter_command(manifest, dashboard_url=_MAX_DASHBOARD_URL, job_id=_MAX_JOB_ID)[-1]
+    size = len(script.encode()) + 1
+    if size > MAX_ARG_BYTES:
+        raise RayJobError(
+            f"runtimeEnvYAML: KubeRay's submitter command would be up to {size} bytes, over Linux's {MAX_ARG_BYTES}-byte "
+            "limit on one argument (the spec and env vars travel in it); shorten the spec or kubernetes.ray_env"
+        )
+    return manifest
+
+
+_SHELL_ACTIVE = re.compile(r"[$`]")
+
+
+def spec_env_value(spec: StudySpec) -> str:
+    """The spec as the RayJob carries it (`M2RL_SPEC_YAML`): its JSON, with `$` and backquotes written as JSON
+    escapes (bash would expand them in the submitter); `json.loads` and `yaml.safe_load` read it back alike."""
+    return spec.model_dump_json().replace("$", "\\u0024").replace("`", "\\u0060")
+
+
+def _go_json(value: Any) -> str:
+    """`encoding/json.Marshal` of a decoded YAML value: sorted keys, no spaces, <, >, & and U+2028/9 escaped."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
+                    ("\u2029", "\\u2029")):
+        text = text.replace(ch, esc)
+    return text
+
+
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+               "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+
+
+def go_quote(text: str) -> str:
+    """Go's `strconv.Quote`: double quotes, backslash escapes, non-printable runes as \\x / \\u / \\U."""
+    out = ['"']
+    for ch in text:
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def kuberay_submitter_command(manifest: Mapping[str, Any], *, dashboard_url: str, job_id: str) -> list[str]:
+    """The command KubeRay v1.4.2 gives the submitter container of a K8sJobMode RayJob without its own command.
+
+    A reproduction of ray-operator `GetK8sJobCommand` (controllers/ray/common/job.go) and of
+    `getSubmitterTemplate` (rayjob_controller.go: the words joined with spaces, run by
+    `utils.GetContainerCommand(["e"])` = `/bin/bash -ce --`). `dashboard_url` is what KubeRay puts in
+    `status.dashboardURL` (`<head-svc>.<ns>.svc.cluster.local:8265`), `job_id` its `status.jobId`
+    (`<rayjob name>-<5 random chars>`). Returns the container's command + args: `["/bin/bash", "-ce", "--", script]`.
+    """
+    body = manifest["spec"]
+    address = dashboard_url if dashboard_url.startswith("http://") else "http://" + dashboard_url
+    words = ["if", "!", "ray", "job", "status", "--address", address, job_id, ">/dev/null", "2>&1", ";", "then",
+             "ray", "job", "submit", "--address", address, "--no-wait"]
+    runtime_env_yaml = body.get("runtimeEnvYAML") or ""
+    if runtime_env_yaml:
+        words += ["--runtime-env-json", go_quote(_go_json(yaml.safe_load(runtime_env_yaml)))]
+    if body.get("metadata"):
+        words += ["--metadata-json", go_quote(_go_json(body["metadata"]))]
+    if job_id:
+        words += ["--submission-id", job_id]
+    if body.get("entrypointNumCpus", 0) > 0:
+        words += ["--entrypoint-num-cpus", f"{float(body['entrypointNumCpus']):f}"]
+    if body.get("entrypointNumGpus", 0) > 0:
+        words += ["--entrypoint-num-gpus", f"{float(body['entrypointNumGpus']):f}"]
+    if body.get("entrypointResources"):
+        words += ["--entrypoint-resources", go_quote(body["entrypointResources"])]
+    words += ["--", body["entrypoint"].strip(), ";", "fi", ";", "ray", "job", "logs", "--address", address, "--follow",
+              job_id]
+    return ["/bin/bash", "-ce", "--", " ".join(words)]
 
 
 def label_value(text: str) -> str:

@@ -87,16 +87,27 @@ def submit_cmd(
     package: Path = typer.Option(None, "--package", help="Where to write the pipeline package; default under work_dir."),
     variant: str = typer.Option("study", "--variant", help=VARIANT_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Compile and show what would be submitted; contact nothing."),
+    token: str = typer.Option(
+        None, "--token", envvar="M2RL_KFP_TOKEN", show_envvar=True,
+        help="Bearer token for the KFP API server (e.g. `kubectl create token`); prefer the environment variable.",
+    ),
 ) -> None:
-    """Compile the pipeline and create a run on a KFP cluster; prints the run URL and the MLflow parent run."""
-    from m2rl.orchestration.package import submit
+    """Compile the pipeline and create a run on a KFP cluster; prints the run URL and the MLflow parent run.
+
+    Exit 2 with one line when nothing runs: the server cannot be reached, refuses the credentials or the
+    namespace, or rejects the package (then the MLflow parent run already made is ended FAILED).
+    """
+    from m2rl.orchestration.package import SubmitError, submit
 
     s = load_spec_or_exit(spec)
     try:
         r = submit(s, host, experiment=experiment, run_name=run_name, namespace=namespace,
                    service_account=service_account, package=package, variant=_variant(variant), dry_run=dry_run,
-                   spec_path=spec)
-    except Exception as exc:  # the KFP or MLflow server refused or could not be reached
+                   spec_path=spec, token=token)
+    except SubmitError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except Exception as exc:  # anything else (compiling, writing the package)
         if isinstance(exc, typer.Exit):
             raise
         typer.echo(f"error: submitting to {host}: {type(exc).__name__}: {exc}", err=True)
@@ -105,9 +116,12 @@ def submit_cmd(
     typer.echo(f"experiment: {r.experiment}\nrun name: {r.run_name}")
     typer.echo(f"service account: {r.service_account or '(KFP default)'}; namespace: {r.namespace or '(KFP default)'}")
     if r.dry_run:
-        typer.echo(f"dry run: would create the MLflow parent run and a KFP run on {host} with arguments {r.arguments}")
+        typer.echo(f"dry run: would create the MLflow parent run and a KFP run on {host} with arguments "
+                   f"{sorted(r.arguments)}")
         return
     typer.echo(f"KFP run: {r.run_url}\nMLflow parent run: {r.parent_run_id}")
+    if r.warning:
+        typer.echo(f"warning: {r.warning}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ needs one schema.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -17,6 +18,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from m2rl import storage
 
 FIELDS = ("id", "domain", "prompt", "label", "verifier", "source")
 OPTIONAL_FIELDS = ("tools",)
@@ -169,14 +172,21 @@ def from_row(row: Mapping[str, Any]) -> dict[str, Any]:
 class RecordWriter:
     """Streams records into one parquet file, written under a temp name and renamed on close.
 
-    Use as a context manager: on an exception the temp file is removed and nothing is left.
+    Use as a context manager: on an exception the temp file is removed and nothing is left. The temp name is
+    a `storage.Lease` of the destination (what a killed earlier writer of it left is swept first).
     """
 
     def __init__(self, path: str | Path, row_group_rows: int = 8192):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        self._writer = pq.ParquetWriter(self._tmp, SCHEMA, compression="zstd")
+        storage.sweep(self.path)
+        self._lease = storage.Lease(self.path).__enter__()
+        self._tmp = self._lease.tmp
+        try:
+            self._writer = pq.ParquetWriter(self._tmp, SCHEMA, compression="zstd")
+        except BaseException:
+            self._lease.__exit__(None, None, None)
+            raise
         self._buf: list[dict[str, Any]] = []
         self._rows = row_group_rows
         self.count = 0
@@ -195,10 +205,16 @@ class RecordWriter:
             self._buf = []
 
     def close(self) -> None:
-        self._flush()
-        self._writer.close()
-        os.replace(self._tmp, self.path)
+        try:
+            self._flush()
+            self._writer.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.abort()
+            raise
         self.closed = True
+        self._lease.__exit__(None, None, None)
 
     def abort(self) -> None:
         if self.closed:
@@ -208,6 +224,7 @@ class RecordWriter:
             self._writer.close()
         finally:
             self._tmp.unlink(missing_ok=True)
+            self._lease.__exit__(None, None, None)
 
     def __enter__(self) -> RecordWriter:
         return self

@@ -47,6 +47,9 @@ class KubernetesSpec(StrictModel):
     s3_secret: str | None = Field(default="m2rl-s3", description="Secret with AWS_* keys, exposed as env.")
     mlflow_secret: str | None = Field(default=None, description="Secret with MLFLOW_TRACKING_* keys, as env.")
     service_account: str = Field(default="m2rl-launcher", description="Service account of launcher steps.")
+    rayjob: bool = Field(
+        default=False, description="Run every train step as a KubeRay RayJob (always so when train.nodes > 1)."
+    )
     ray_job_ttl_seconds: int = Field(default=3600, ge=0, description="RayJob ttlSecondsAfterFinished.")
     ray_job_deadline_seconds: int | None = Field(default=None, ge=1, description="RayJob activeDeadlineSeconds.")
     ray_job_backoff_limit: int = Field(default=0, ge=0, description="RayJob backoffLimit (retries).")

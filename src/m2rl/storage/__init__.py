@@ -6,6 +6,12 @@ every part is in (and aborted otherwise), so a reader never sees a partial objec
 written to S3 gets its `_M2RL_COMPLETE` marker last; readers of folders check for it.
 The S3 endpoint comes from the usual variables (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`), so
 MinIO and other S3-compatible stores work.
+
+Nothing is left behind by a killed writer (`m2rl.storage.temps`): every temp name carries its owner's pid
+and a lease that says whether the owner still lives; each writer first sweeps its destination (removing dead
+owners' temps, recovering an overwrite interrupted between its renames), and a folder overwrite is one
+`renameat2(RENAME_EXCHANGE)` where the filesystem has it. The local staging folder of an S3 output lives
+under `<tmp>/m2rl-staging-<uid>/` and is swept the same way.
 """
 
 from __future__ import annotations
@@ -15,11 +21,19 @@ import hashlib
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from m2rl.storage.temps import Lease, Owner, current_owner, exchange, owner_alive, sweep, temp_file
+
+__all__ = [
+    "COMPLETE_MARKER", "CopyResult", "Lease", "Owner", "StorageError", "atomic_local_dir", "cache_dir",
+    "copy_dir", "current_owner", "download_file", "exchange", "exists", "fetch_dir", "file_info", "is_s3",
+    "iter_lines", "join", "list_files", "output_dir", "owner_alive", "parse_s3", "read_bytes", "read_text",
+    "s3_client", "scratch_dir", "sha256_file", "staging_root", "sweep", "temp_file", "upload_file", "write_bytes", "write_text",
+]
 
 COMPLETE_MARKER = "_M2RL_COMPLETE"
 
@@ -148,22 +162,15 @@ def read_text(uri: str | os.PathLike) -> str:
     return read_bytes(uri).decode("utf-8")
 
 
-def _tmp_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-
-
 def write_bytes(uri: str | os.PathLike, data: bytes) -> None:
     """Write a whole file atomically (temp + rename locally; one PUT on S3)."""
     uri = str(uri)
     if not is_s3(uri):
         path = Path(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp_sibling(path)
-        try:
+        with temp_file(path) as tmp:
             tmp.write_bytes(data)
             os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         return
     bucket, key = parse_s3(uri)
     with _s3_errors(uri):
@@ -179,12 +186,9 @@ def upload_file(local: str | os.PathLike, uri: str) -> None:
     if not is_s3(uri):
         dst = Path(uri)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp_sibling(dst)
-        try:
+        with temp_file(dst) as tmp:
             shutil.copyfile(local, tmp)
             os.replace(tmp, dst)
-        finally:
-            tmp.unlink(missing_ok=True)
         return
     from boto3.s3.transfer import TransferConfig
 
@@ -198,8 +202,7 @@ def download_file(uri: str, local: str | os.PathLike) -> None:
     """Copy a URI to a local file, atomically."""
     dst = Path(local)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(dst)
-    try:
+    with temp_file(dst) as tmp:
         if is_s3(uri):
             bucket, key = parse_s3(uri)
             with _s3_errors(uri):
@@ -210,8 +213,6 @@ def download_file(uri: str, local: str | os.PathLike) -> None:
             except FileNotFoundError:
                 raise StorageError(f"{uri}: file not found") from None
         os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def file_info(uri: str) -> tuple[int, str | None]:
@@ -253,7 +254,7 @@ def copy_dir(src: str | os.PathLike, dst: str | os.PathLike) -> CopyResult:
     src, dst = str(src), str(dst)
     files = [f for f in list_files(src) if f != COMPLETE_MARKER]
     total = 0
-    with tempfile.TemporaryDirectory(prefix="m2rl-copy-") as tmpd:
+    with scratch_dir("copy") as tmpd:
         for rel in files:
             s, d = join(src, rel), join(dst, rel)
             if is_s3(s) and is_s3(d):
@@ -299,33 +300,65 @@ def fetch_dir(uri: str | os.PathLike, cache: str | os.PathLike | None = None) ->
 
 @contextlib.contextmanager
 def atomic_local_dir(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temp folder beside `path`; rename it to `path` only if the block succeeds."""
+    """Yield a temp folder beside `path`; it becomes `path` only if the block succeeds.
+
+    First the destination is swept (`temps.sweep`: dead writers' temps removed, an interrupted overwrite
+    recovered). An existing `path` is replaced in one step where the filesystem can exchange two names, else
+    by two renames whose interruption the next sweep recovers; the previous copy is then removed.
+    """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the final folder is a normal shared one
-    try:
-        yield tmp
-        if final.exists():
-            if not overwrite:
-                raise StorageError(f"{final}: already exists")
-            old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    sweep(final)
+    with Lease(final) as lease:
+        tmp = lease.tmp
+        tmp.mkdir()
+        tmp.chmod(0o755)  # a normal shared folder, whatever the umask
+        try:
+            yield tmp
+            if final.exists() or final.is_symlink():
+                if not overwrite:
+                    raise StorageError(f"{final}: already exists")
+                if not exchange(tmp, final):  # tmp now holds the previous copy when it could
+                    os.replace(final, lease.old)
+                    os.replace(tmp, final)
+                    shutil.rmtree(lease.old, ignore_errors=True)
+            else:
+                os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def staging_root() -> Path:
+    """This user's folder for local staging (S3 outputs, S3-to-S3 copies) under the system temp folder."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    root = Path(tempfile.gettempdir()) / f"m2rl-staging-{uid}"
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return root
+
+
+@contextlib.contextmanager
+def scratch_dir(key: str) -> Iterator[Path]:
+    """A private local folder under `<tmp>/m2rl-staging-<uid>/` (stale ones of the same `key` swept first),
+    removed on exit."""
+    root = staging_root()
+    dest = root / key
+    sweep(dest)
+    with Lease(dest) as lease:
+        lease.tmp.mkdir(mode=0o700)
+        try:
+            yield lease.tmp
+        finally:
+            shutil.rmtree(lease.tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def output_dir(uri: str | os.PathLike) -> Iterator[Path]:
     """Yield a local folder to fill; on success it becomes the folder at `uri`, else nothing is left.
 
-    Local: a temp folder renamed into place. S3: a local temp folder uploaded file by file, with the
-    completion marker written last.
+    Local: a temp folder renamed into place (`atomic_local_dir`). S3: a local staging folder uploaded file by
+    file, with the completion marker written last. Either way what a killed earlier attempt left is swept
+    first.
     """
     uri = str(uri)
     if not is_s3(uri):
@@ -333,7 +366,7 @@ def output_dir(uri: str | os.PathLike) -> Iterator[Path]:
             yield tmp
             (tmp / COMPLETE_MARKER).touch()
         return
-    with tempfile.TemporaryDirectory(prefix="m2rl-out-") as tmpd:
-        yield Path(tmpd)
-        (Path(tmpd) / COMPLETE_MARKER).unlink(missing_ok=True)
+    with scratch_dir(f"out-{hashlib.sha256(uri.encode()).hexdigest()[:16]}") as tmpd:
+        yield tmpd
+        (tmpd / COMPLETE_MARKER).unlink(missing_ok=True)
         copy_dir(tmpd, uri)

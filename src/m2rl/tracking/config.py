@@ -16,6 +16,10 @@ TAG_PARADIGM, TAG_DOMAIN, TAG_METHOD = "m2rl.paradigm", "m2rl.domain", "m2rl.mer
 TAG_STAGE, TAG_MODEL, TAG_STUDY = "m2rl.stage", "m2rl.model", "m2rl.study"
 TAG_TASK, TAG_SPEC_HASH = "m2rl.task", "m2rl.spec_hash"
 TAG_PARENT, TAG_RUN_NAME = "mlflow.parentRunId", "mlflow.runName"
+# The process that owns a stage run (so the next run of the stage can tell a dead one) and why a run ended
+# KILLED or FAILED without finishing its body (a signal, or found stale by a later run).
+TAG_OWNER_HOST, TAG_OWNER_PID, TAG_OWNER_START = "m2rl.owner.host", "m2rl.owner.pid", "m2rl.owner.start"
+TAG_END_REASON = "m2rl.end_reason"
 
 
 def default_uri(work_dir: str | Path) -> str:

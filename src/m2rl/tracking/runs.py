@@ -4,19 +4,33 @@ The stage glue (`m2rl.workflow.glue.StageContext.run`) opens the child run of ev
 CLI stage commands open theirs with `command_run`; both go through `stage_run`. Stage functions only log
 into the active run (`m2rl.tracking.log`). The glue's cached stages keep one child run per stage and model
 under the parent: a rerun supersedes the earlier one, a stage reused under another parent gets a copy.
+
+A run never stays RUNNING after its process is gone. A stage run records its owner (host, pid, process start
+time) as tags; SIGTERM (while the process has no handler of its own) and SIGINT unwind the stage, so its temp
+outputs are removed, and end the run KILLED with `m2rl.end_reason`; an exception ends it FAILED. After a
+SIGKILL (or an OOM kill) the next `stage_run` of the same stage and item (same stage, model and parent run)
+finds the run RUNNING with a dead owner on this host and marks it KILLED, saying why.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import signal
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from m2rl import storage
 from m2rl.names import PARADIGMS, model_tags
 from m2rl.tracking.config import (
     TAG_DOMAIN,
+    TAG_END_REASON,
     TAG_METHOD,
     TAG_MODEL,
+    TAG_OWNER_HOST,
+    TAG_OWNER_PID,
+    TAG_OWNER_START,
     TAG_PARADIGM,
     TAG_PARENT,
     TAG_RUN_NAME,
@@ -31,6 +45,76 @@ from m2rl.tracking.log import log_batch
 
 if TYPE_CHECKING:
     from m2rl.spec import StudySpec
+
+log = logging.getLogger(__name__)
+
+
+class StageTerminated(SystemExit):
+    """Raised in the main thread when SIGTERM arrives while a stage run is open: the stage unwinds (its temp
+    outputs are removed on the way), the run ends KILLED and the process exits with 128 + the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises `StageTerminated` while the block runs, where the process has left SIGTERM at its default
+    (an outer stage run, or a host that installed its own handler or ignores the signal, keeps it)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    fired: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if not fired:  # once: a second SIGTERM does not interrupt the clean-up of the first
+            fired.append(signum)
+            raise StageTerminated(signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def owner_tags() -> dict[str, str]:
+    """The tags that name this process as the owner of a run."""
+    o = storage.current_owner()
+    return {TAG_OWNER_HOST: o.host, TAG_OWNER_PID: str(o.pid), TAG_OWNER_START: o.start}
+
+
+def mark_stale_runs(experiment_id: str, stage: str, *, model: str | None, parent: str | None,
+                    exclude: str | None = None) -> list[str]:
+    """Runs of `stage` and `model` under `parent` (None: runs without one) left RUNNING by an owner that is gone
+    (recorded on this host, no process with its pid and start time) are ended KILLED, tagged with why; returns
+    their ids. A run whose owner is on another host, or that records none, is left as it is."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    found = client.search_runs(
+        [experiment_id], filter_string=f"attributes.status = 'RUNNING' and tags.`{TAG_STAGE}` = '{stage}'",
+        max_results=1000,
+    )
+    marked = []
+    for run in found:
+        tags, run_id = run.data.tags, run.info.run_id
+        if run_id == exclude or tags.get(TAG_MODEL) != model or tags.get(TAG_PARENT) != parent:
+            continue
+        try:
+            owner = storage.Owner(tags[TAG_OWNER_HOST], int(tags[TAG_OWNER_PID]), tags.get(TAG_OWNER_START, ""))
+        except (KeyError, ValueError):
+            continue
+        if storage.owner_alive(owner) is not False:
+            continue
+        reason = f"stale: its owner, {owner.describe()}, is gone (killed); ended by a later {stage} run"
+        log_batch(tags={TAG_END_REASON: reason}, run_id=run_id)
+        client.set_terminated(run_id, status="KILLED")
+        log.warning("m2rl tracking: run %s (%s) %s; marked KILLED", run_id, tags.get(TAG_RUN_NAME, stage), reason)
+        marked.append(run_id)
+    return marked
+
 
 @contextlib.contextmanager
 def stage_run(
@@ -70,10 +154,36 @@ def stage_run(
         kwargs["experiment_id"] = run.info.experiment_id
         if run.data.tags.get(TAG_STUDY):
             all_tags[TAG_STUDY] = run.data.tags[TAG_STUDY]
+    all_tags.update(owner_tags())
     name = run_name or "/".join(x for x in (stage, model or domain or merge_method) if x)
     # Nested under whatever run is active in this process (none in a KFP task; the parent in tests).
-    with mlflow.start_run(run_name=name, tags=all_tags, nested=mlflow.active_run() is not None, **kwargs) as run:
-        yield run
+    run = mlflow.start_run(run_name=name, tags=all_tags, nested=mlflow.active_run() is not None, **kwargs)
+    status, reason = "FINISHED", None
+    try:
+        try:
+            mark_stale_runs(run.info.experiment_id, stage, model=model, parent=parent, exclude=run.info.run_id)
+        except Exception as exc:  # a look-up that fails must not fail the stage
+            log.warning("m2rl tracking: could not look for stale %s runs: %s", stage, exc)
+        with _sigterm_unwinds():
+            yield run
+    except StageTerminated as exc:
+        status, reason = "KILLED", f"{signal.Signals(exc.signum).name} received"
+        raise
+    except KeyboardInterrupt:
+        status, reason = "KILLED", "interrupted (SIGINT)"
+        raise
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            status, reason = "FAILED", f"exit status {exc.code}"
+        raise
+    except BaseException as exc:
+        status, reason = "FAILED", f"{type(exc).__name__}: {exc}"[:500]
+        raise
+    finally:
+        if reason is not None:
+            with contextlib.suppress(Exception):  # the run's end matters more than its reason
+                log_batch(tags={TAG_END_REASON: reason}, run_id=run.info.run_id)
+        mlflow.end_run(status)
 
 
 @contextlib.contextmanager
@@ -129,6 +239,8 @@ def supersede_children(parent_run_id: str | None, stage: str, item: str) -> None
             continue
         log_batch(tags={"m2rl.superseded": "true"}, run_id=run.info.run_id)
         if run.info.status == "RUNNING":
+            log_batch(tags={TAG_END_REASON: "superseded: a rerun of the stage started while it was RUNNING"},
+                      run_id=run.info.run_id)
             client.set_terminated(run.info.run_id, status="KILLED")
         client.delete_run(run.info.run_id)
 
@@ -148,7 +260,7 @@ def copy_child_run(run_id: str | None, parent_run_id: str, stage: str, item: str
     except MlflowException:
         old = None
     if old is not None:
-        tags.update({k: v for k, v in old.data.tags.items() if not k.startswith("mlflow.")})
+        tags.update({k: v for k, v in old.data.tags.items() if not k.startswith(("mlflow.", "m2rl.owner."))})
         params = dict(old.data.params)
         name = old.data.tags.get(TAG_RUN_NAME, name)
         for key in old.data.metrics:

@@ -26,16 +26,39 @@ def register(app: typer.Typer) -> None:
             help="Score 0 a response without </think> (the spec's rewards.require_think_close); default "
                  "$M2RL_REQUIRE_THINK_CLOSE.",
         ),
+        header_timeout: float = typer.Option(10.0, help="Seconds for a request's headers to arrive (else 408)."),
+        body_timeout: float = typer.Option(60.0, help="Seconds for a request's body to arrive (else 408)."),
+        keep_alive: float = typer.Option(5.0, help="Idle seconds before a keep-alive connection is closed."),
+        max_header_kb: int = typer.Option(64, help="Largest header block in KiB; larger gets 431."),
+        max_connections: int = typer.Option(2048, help="Open connections; a new one beyond gets 503."),
+        max_json_depth: int = typer.Option(64, help="Deepest JSON nesting of a body or label; deeper gets 400."),
+        max_test_seconds: float = typer.Option(10.0, help="A label's per-test timeout is clamped to this."),
+        max_item_seconds: float = typer.Option(
+            300.0, help="Hard limit of one item unless --timeout says otherwise (a label's bound is capped)."),
+        max_request_seconds: float = typer.Option(
+            14400.0, help="Worst-case scoring seconds one request may cost; more gets 413."),
+        max_work_seconds: float = typer.Option(
+            57600.0, help="Worst-case scoring seconds of all admitted requests; beyond, 503 with Retry-After."),
+        grace: float = typer.Option(30.0, help="Seconds in-flight requests get to finish after SIGTERM."),
     ) -> None:
-        """Serve OpenRLHF's HTTP remote-reward protocol (POST query/prompts/labels; GET /health)."""
+        """Serve OpenRLHF's HTTP remote-reward protocol (POST query/prompts/labels; GET /health, /metrics)."""
         from m2rl.verifiers.service import ServiceConfig, serve
 
         if max_concurrent < 1 or max_queue < 0 or max_items < 1 or max_body_mb <= 0:
             raise typer.BadParameter("limits must be positive (max_queue may be 0)")
         cfg = ServiceConfig(max_body_bytes=int(max_body_mb * 1024 * 1024), max_items=max_items,
-                            max_concurrent=max_concurrent, max_queue=max_queue, workers=workers, timeout=timeout)
+                            max_concurrent=max_concurrent, max_queue=max_queue, workers=workers, timeout=timeout,
+                            header_timeout=header_timeout, body_timeout=body_timeout, keep_alive=keep_alive,
+                            max_header_bytes=max_header_kb * 1024, max_connections=max_connections,
+                            max_json_depth=max_json_depth, max_test_seconds=max_test_seconds,
+                            max_item_seconds=max_item_seconds, max_request_seconds=max_request_seconds,
+                            max_work_seconds=max_work_seconds, grace=grace)
         if require_think_close is not None:
             cfg.require_think_close = require_think_close
+        try:
+            cfg.check()
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
         serve(host, port, cfg, ready=lambda url: typer.echo(f"m2rl reward service on {url}", err=True))
 
     @app.command("score")

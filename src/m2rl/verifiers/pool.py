@@ -139,8 +139,22 @@ def _children_map() -> dict[int, list[int]]:
     return kids
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def kill_tree(pid: int) -> None:
-    """SIGKILL a process, its process group and every descendant (and their process groups)."""
+    """SIGKILL a process, its process group and every descendant (and their process groups).
+
+    A sandbox harness (`m2rl.verifiers.sandbox_harness`) started by one of them is left to itself, with
+    what it runs: it gets SIGTERM when its scorer dies (PR_SET_PDEATHSIG), kills its sandbox and removes
+    the sandbox's folder and cgroup, which a SIGKILL would leave to the next scorer's sweep."""
+    from m2rl.verifiers.sandbox import HARNESS
+
     kids = _children_map()
     todo, seen = [pid], set()
     while todo:
@@ -149,7 +163,17 @@ def kill_tree(pid: int) -> None:
             continue
         seen.add(p)
         todo.extend(kids.get(p, ()))
-    for p in seen:
+    mark = HARNESS.encode()
+    parent = {k: p for p, ks in kids.items() for k in ks}
+    spared = [p for p in seen if p != pid and mark in _cmdline(p) and mark not in _cmdline(parent.get(p, 0))]
+    while spared:  # each harness and everything under it
+        p = spared.pop()
+        if p in seen:
+            seen.discard(p)
+            spared.extend(kids.get(p, ()))
+    for p in [pid, *(seen - {pid})]:  # the scorer first: its death is what the harness waits for
+        if p not in seen:
+            continue
         try:
             pgid = os.getpgid(p)
         except OSError:
@@ -322,13 +346,15 @@ class ScoringPool:
         try:
             self._serve()
         finally:
+            inflight = [t for w in self._workers for t in w.inflight]  # on a worker when the pool closed
             for w in list(self._workers):
+                w.inflight.clear()
                 self._retire(w)
             if self._zygote is not None:
                 self._zygote.close()
             failed = Score(0.0, {"reason": "scoring pool closed", "error": True})
             with self._lock:
-                pending = list(self._pending)
+                pending = inflight + list(self._pending)
                 self._pending.clear()
             for t in pending:
                 if not t.future.done():

@@ -4,7 +4,15 @@ Standard library only (it runs without site-packages, and its start-up time is p
 cost). Protocol on its stdin/stdout (each message a length line, then `marshal` data: `json` alone would
 double the start-up time): the scorer sends the job; the harness answers its isolation facts, then one
 record per test, and reads "next" or "stop"
-after each. It never receives the expected outputs.
+after each. It never receives the expected outputs. Marshal carries only what the scorer or the harness
+itself wrote: what the program writes on fd 3 (a function's return value, as JSON made by `_h_json`) is
+passed on as raw bytes, cut at `output_bytes`, and parsed by the scorer (`sandbox.parse_result`), never
+here, where the harness runs as root.
+
+The scorer moves the harness into the program's cgroup before it sends the job (so before any process
+of the program exists; the move overlaps the interpreter's start-up). The harness asks for SIGTERM when
+the scorer dies (PR_SET_PDEATHSIG) and then kills the sandbox and removes its folder and cgroup. Each
+test process loads the scorer's seccomp filter (BPF, made with libseccomp) last, after no_new_privs.
 
 Namespaces mode: the harness unshares mount, network, PID, IPC and UTS namespaces, builds the private
 root on a tmpfs mounted over the scratch folder, and forks PID 1 of the new PID namespace, which
@@ -36,6 +44,8 @@ CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 36, 38
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+MNT_DETACH = 2
 
 ROOT_INSIDE_WORKDIR = "/sandbox"
 SYSTEM_DIRS = ("usr", "bin", "lib", "lib64", "lib32", "libx32", "sbin")
@@ -79,8 +89,9 @@ def _h_build_root(libc, job: dict) -> None:
     """The private root, in the new mount namespace: a tmpfs on the scratch folder (the host sees none of it)."""
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
     root = job["scratch"]
+    lim = job["limits"]
     _mount(libc, "m2rl-sandbox", root, "tmpfs", MS_NOSUID | MS_NODEV,
-           f"size={int(job['limits']['scratch_mb'])}m,mode=755")
+           f"size={int(lim['scratch_mb'])}m,nr_inodes={int(lim['scratch_inodes'])},mode=755")
     for name in SYSTEM_DIRS:
         host = "/" + name
         if os.path.islink(host):
@@ -180,7 +191,7 @@ def _h_cleanup(ctx: dict, child: int) -> None:
 
 
 def _plain(o, depth: int = 0):
-    """A return value as marshal-able plain data: lists, dicts, numbers, text; repr() for the rest."""
+    """A return value as plain data: lists, dicts, numbers, text; repr() for the rest."""
     if o is None or isinstance(o, (bool, int, float, str)):
         return o
     if depth > 100:
@@ -198,6 +209,41 @@ def _plain(o, depth: int = 0):
     return repr(o)
 
 
+def _h_json(o, out: list) -> None:
+    """`_plain` data as JSON text (the C string encoder of `_json`: importing `json` costs 30 ms)."""
+    import _json
+
+    if o is None:
+        out.append("null")
+    elif o is True:
+        out.append("true")
+    elif o is False:
+        out.append("false")
+    elif isinstance(o, int):
+        out.append(int.__repr__(o))
+    elif isinstance(o, float):
+        out.append("NaN" if o != o else "Infinity" if o == math.inf else "-Infinity" if o == -math.inf
+                   else float.__repr__(o))
+    elif isinstance(o, str):
+        out.append(_json.encode_basestring_ascii(o))
+    elif isinstance(o, list):
+        out.append("[")
+        for i, x in enumerate(o):
+            if i:
+                out.append(",")
+            _h_json(x, out)
+        out.append("]")
+    else:  # a dict with text keys (`_plain` made it so)
+        out.append("{")
+        for i, (k, v) in enumerate(o.items()):
+            if i:
+                out.append(",")
+            out.append(_json.encode_basestring_ascii(k))
+            out.append(":")
+            _h_json(v, out)
+        out.append("}")
+
+
 def _send(fd: int, obj) -> None:
     data = marshal.dumps(obj)
     os.write(fd, b"%d\n" % len(data) + data)
@@ -209,6 +255,13 @@ def _h_child(ctx: dict, test: dict, fds: tuple[int, int, int, int]) -> None:
     try:
         libc = ctx["libc"]
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if ctx["oom_adj"]:  # the harness is never the memory cgroup's OOM victim; the test may be
+            try:
+                with open("/proc/self/oom_score_adj", "w") as f:
+                    f.write("0")
+            except OSError:
+                pass
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it: writing past the limit ends the test
         if os.getpid() != 1 and not ctx["pid_ns"]:
             os.setpgid(0, 0)  # basic mode: one killpg stops a fork bomb at once
@@ -231,6 +284,8 @@ def _h_child(ctx: dict, test: dict, fds: tuple[int, int, int, int]) -> None:
             os.setresuid(ctx["uid"], ctx["uid"], ctx["uid"])
         libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         resource.setrlimit(resource.RLIMIT_AS, (lim["memory_mb"] << 20,) * 2)
+        if ctx["seccomp"] is not None:  # last: the filter refuses what the steps above needed
+            _check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctx["seccomp"], 0, 0), "seccomp")
         os.environ.clear()
         os.environ.update(SAFE_ENV)
         os.environ["HOME"] = os.getcwd()
@@ -257,7 +312,10 @@ def _h_child(ctx: dict, test: dict, fds: tuple[int, int, int, int]) -> None:
                 sol = ns.get("Solution")
                 fn = getattr(sol(), name) if isinstance(sol, type) and hasattr(sol, name) else ns[name]
                 value = fn(*test.get("args", []), **test.get("kwargs", {}))
-                os.write(3, marshal.dumps(_plain(value)))
+                sys.set_int_max_str_digits(0)  # a huge int is sent whole; the scorer bounds its parsing
+                text: list = []
+                _h_json(_plain(value), text)
+                os.write(3, "".join(text).encode())
         except SystemExit as exc:
             c = exc.code
             if not isinstance(c, (int, type(None))):
@@ -265,7 +323,7 @@ def _h_child(ctx: dict, test: dict, fds: tuple[int, int, int, int]) -> None:
             code = 0 if c is None else c if isinstance(c, int) else 1
             if ctx["fn_name"] is None:  # say that the program ended by SystemExit (a stdio test's `result`)
                 try:
-                    os.write(3, marshal.dumps({"system_exit": code}))
+                    os.write(3, b"E%d" % code)
                 except OSError:  # the program closed fd 3: a plain exit status then
                     pass
         except BaseException:
@@ -345,7 +403,7 @@ def _h_run_test(ctx: dict, index: int, test: dict) -> dict:
     cap = ctx["limits"]["output_bytes"]
     out, cut = _h_read(fds[1], cap)
     err, _ = _h_read(fds[2], 1 << 16)
-    res, _ = _h_read(fds[3], cap)
+    res, res_cut = _h_read(fds[3], cap)
     for fd in fds:
         os.close(fd)
     rec: dict = {"index": index, "elapsed_s": round(elapsed, 4),
@@ -367,20 +425,17 @@ def _h_run_test(ctx: dict, index: int, test: dict) -> dict:
     if cut and rec["status"] == "ok":
         rec["status"] = "output_limit"
     if ctx["fn_name"] is not None and rec["status"] == "ok":
-        try:
-            rec["result"] = marshal.loads(res)
-        except (ValueError, EOFError, TypeError):
-            rec["status"] = "runtime_error"
-            rec["stderr"] += "\n(the function returned nothing readable)"
+        # the program's bytes, not parsed here: the scorer reads them as JSON (`sandbox.parse_result`)
+        if res_cut:
+            rec["status"] = "output_limit"
+        else:
+            rec["result_json"] = res
     elif ctx["fn_name"] is None and res and rec["status"] in ("ok", "runtime_error"):
         # a stdin/stdout program that raised SystemExit: `result` is {"system_exit": status}; the exit
-        # status itself is reported as it was (the scorer decides what a SystemExit means)
-        try:
-            got = marshal.loads(res)
-        except (ValueError, EOFError, TypeError):
-            got = None
-        code = got.get("system_exit") if isinstance(got, dict) else None
-        if isinstance(code, int) and code & 0xFF == rec.get("returncode"):
+        # status itself is reported as it was (the scorer decides what a SystemExit means). Format:
+        # b"E" and at most 12 digits, checked byte by byte.
+        code = int(res[1:]) if 2 <= len(res) <= 13 and res[:1] == b"E" and res[1:].isdigit() else None
+        if code is not None and code & 0xFF == rec.get("returncode"):
             rec["result"] = {"system_exit": code}
     return rec
 
@@ -398,6 +453,101 @@ def _h_serve(ctx: dict, out_fd: int, in_file) -> None:
             break
 
 
+_STATE: dict = {}  # what `_h_abandon` needs: the job, PID 1 of the namespace
+
+
+def _h_cgroup_pids(job: dict) -> list[int]:
+    out: list[int] = []
+    for procs in job["cgroup_procs"]:
+        try:
+            with open(procs) as f:
+                out.extend(int(x) for x in f.read().split())
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def _h_abandon(*_args) -> None:
+    """The scorer died (PR_SET_PDEATHSIG): kill the whole sandbox, remove its folder, lock file and
+    cgroup, exit. Nobody else would until the next scorer's sweep."""
+    job, me = _STATE["job"], os.getpid()
+    pid1 = _STATE.get("pid1")
+    try:
+        if pid1:
+            try:
+                os.kill(pid1, signal.SIGKILL)  # the kernel kills the rest of the PID namespace
+                os.waitpid(pid1, 0)
+            except OSError:
+                pass
+        for _ in range(200):
+            victims = set(_h_cgroup_pids(job))
+            if not pid1:  # basic mode: the test processes are ours, or the sandbox uid's
+                victims.update(_h_pids_of_uid(job["basic_uid"]) if job["basic_uid"] is not None
+                               else _h_children(me))
+            victims.discard(me)
+            for pid in victims:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            _h_reap_all()
+            if not victims:
+                break
+            time.sleep(0.005)
+        import shutil
+
+        if pid1:  # the tmpfs over the scratch folder exists in this mount namespace only
+            _libc().umount2(job["scratch"].encode(), MNT_DETACH)
+        shutil.rmtree(job["scratch"], ignore_errors=True)
+        for path in (job["lock"],):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        for procs in job["cgroup_procs"]:  # leave the cgroup for its parent, then remove it
+            d = os.path.dirname(procs)
+            try:
+                with open(os.path.join(os.path.dirname(d), "cgroup.procs"), "w") as f:
+                    f.write(str(me))
+                os.rmdir(d)
+            except OSError:
+                pass
+    finally:
+        os._exit(1)
+
+
+def _h_join(job: dict, info: dict) -> None:
+    """Die with the scorer; in the program's cgroup, never be its OOM victim."""
+    libc = _libc()
+    _STATE["job"] = job
+    signal.signal(signal.SIGTERM, _h_abandon)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != job["scorer_pid"]:  # it died before the prctl
+        _h_abandon()
+    if job["in_cgroup"] and os.geteuid() == 0:
+        try:  # the memory cgroup's OOM killer then picks a test process, never the harness
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("-1000")
+            info["oom_adj"] = True
+        except OSError:
+            pass
+
+
+def _h_seccomp(bpf: bytes | None):
+    """The `struct sock_fprog` of the scorer's BPF program (a pointer for prctl), or None."""
+    if not bpf:
+        return None
+    import ctypes
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buf = ctypes.create_string_buffer(bpf, len(bpf))
+    prog = SockFprog(len(bpf) // 8, ctypes.addressof(buf))
+    _STATE["seccomp_keep"] = (buf, prog)
+    return ctypes.byref(prog)
+
+
 def _h_main() -> None:
     # argv[1] is the scratch folder: it marks every process of this sandbox in `ps` (and for tests)
     in_fd, out_fd = os.dup(0), os.dup(1)
@@ -412,11 +562,12 @@ def _h_main() -> None:
         if not chunk:
             sys.exit(2)
         raw.extend(chunk)
-    job = marshal.loads(bytes(raw))
-    ctx = dict(job, libc=_libc())
+    job = marshal.loads(bytes(raw))  # the scorer's job: trusted input
     info = {"mode": "basic", "uid": job["basic_uid"], "scratch": job["scratch"], "network": False,
             "filesystem": False, "pid_namespace": False, "dedicated_uid": job["basic_uid"] is not None,
             "rlimits": ["CPU", "AS", "FSIZE", "NPROC", "NOFILE", "CORE"]}
+    _h_join(job, info)
+    ctx = dict(job, libc=_libc(), oom_adj=info.get("oom_adj", False), seccomp=_h_seccomp(job["seccomp_bpf"]))
     if job["mode"] in ("auto", "namespaces") and job["uid"] is not None:
         libc = ctx["libc"]
         try:
@@ -443,10 +594,13 @@ def _h_main() -> None:
     _send(out_fd, info)
     if info["mode"] != "namespaces":
         _h_serve(ctx, out_fd, in_file)
+        if os.getppid() != job["scorer_pid"]:  # the scorer died meanwhile (its SIGTERM may come late)
+            _h_abandon()
         return
     pid = os.fork()  # PID 1 of the new PID namespace
     if pid == 0:
         try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             ctx["libc"].prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             os.chroot(job["scratch"])
             os.chdir(ROOT_INSIDE_WORKDIR)
@@ -456,7 +610,11 @@ def _h_main() -> None:
             os.write(2, f"sandbox PID 1 failed: {exc!r}\n".encode())
             code = 3
         os._exit(code)
+    _STATE["pid1"] = pid
     _, status = os.waitpid(pid, 0)
+    if os.getppid() != job["scorer_pid"]:  # the scorer died meanwhile (its SIGTERM may come late)
+        _STATE["pid1"] = None
+        _h_abandon()
     sys.exit(os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else 0)
 
 

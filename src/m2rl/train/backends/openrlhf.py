@@ -4,11 +4,21 @@ The stage writes the job's prompts as OpenRLHF JSONL (the prompt rendered by the
 the record's tools, `m2rl.records.render_chat`, since OpenRLHF's `--data.apply_chat_template` passes no
 `tools=`; the verifier label JSON; the domain as `datasource`), builds the argument list from the spec
 (`m2rl.train.openrlhf_args`), and runs
-`python -m openrlhf.cli.train_ppo_ray` as a subprocess. Same entrypoint two ways:
+`python -m openrlhf.cli.train_ppo_ray`, a Ray driver, two ways:
 
-- one GPU pod: no `RAY_ADDRESS`, so a local Ray head is started for the run and stopped after it;
-- a KubeRay RayJob (`m2rl.k8s` submits it): the RayJob's entrypoint is `m2rl train ...` itself
-  (`rayjob_entrypoint`), run with `RAY_ADDRESS` set by KubeRay, so OpenRLHF joins that cluster.
+- one GPU pod (no `RAY_ADDRESS`): a local Ray head is started for the run (`ray start --head` on
+  127.0.0.1, the pod's GPUs, the dashboard for job submission), the command is submitted to it as a Ray
+  job through the Jobs API that `ray job submit` calls (`JobSubmissionClient.submit_job`, the entrypoint one
+  shell-quoted string run from the stage's working directory, the reward env in its runtime env), its log
+  is followed into the stage's stdout and `openrlhf.log`, and the head is stopped after it. Any end but
+  SUCCEEDED (the driver failed or was killed: FAILED; `ray job stop`: STOPPED) fails the stage; an
+  interrupted stage stops the job first. Submitting rather than running the driver as a plain child
+  gives the run what a RayJob's driver has: Ray's job supervisor owns the driver (kills its process
+  group with it), its log and status stay queryable in the pod (`ray job logs/status/stop`), and it is
+  the same Jobs API path KubeRay's submitter uses;
+- inside a Ray cluster (`RAY_ADDRESS` set: a KubeRay RayJob, whose entrypoint is
+  `m2rl train --spec-env M2RL_SPEC_YAML ...`, `m2rl.k8s.train_command`, run by Ray's job supervisor): this
+  stage is already the job's driver process, so OpenRLHF runs as its child and joins that cluster.
 
 While it trains, the stage follows OpenRLHF's TensorBoard event files into MLflow (`tb_bridge`) and
 mirrors its periodic checkpoints (`--ckpt.path`, DeepSpeed states + HF weights) to the checkpoint URI;
@@ -22,6 +32,7 @@ reward service is asked (`GET /health`) to score the same way before the run sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -169,8 +180,82 @@ def check_reward_service(url: str, require_think_close: bool, timeout: float = 3
 
 
 def rayjob_entrypoint(spec_uri: str, run: str, data: str, base: str, out: str) -> str:
-    """The RayJob entrypoint: the same `m2rl train` command a GPU pod runs (Ray address from KubeRay)."""
+    """`m2rl train SPEC --run --data --base --out` as one shell string. `m2rl.k8s.build_rayjob` does not use it:
+    its entrypoint is `m2rl.k8s.train_command` (the spec read from the job's env, `--spec-env`)."""
     return shlex.join(["m2rl", "train", spec_uri, "--run", run, "--data", data, "--base", base, "--out", out])
+
+
+RAY_HOST = "127.0.0.1"  # the one-pod head serves this pod only
+RAY_GCS_PORT = 6379
+RAY_DASHBOARD_PORT = 8265
+JOB_POLL_SECONDS = 1.0
+
+
+def ray_cli() -> str:
+    """The `ray` command of this interpreter's environment (the GPU image's venv), else the one on PATH."""
+    local = Path(sys.executable).with_name("ray")
+    return str(local) if local.is_file() else "ray"
+
+
+def ray_start_head(num_gpus: int, env: dict[str, str]) -> None:
+    """Start the pod's own Ray head (GCS, raylet, dashboard with the Jobs API) on 127.0.0.1."""
+    cmd = [ray_cli(), "start", "--head", f"--node-ip-address={RAY_HOST}", f"--port={RAY_GCS_PORT}",
+           "--include-dashboard=true", f"--dashboard-host={RAY_HOST}", f"--dashboard-port={RAY_DASHBOARD_PORT}",
+           f"--num-gpus={num_gpus}", "--disable-usage-stats"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    sys.stdout.write(done.stdout)
+    if done.returncode != 0:
+        raise TrainError(f"train: `ray start --head` failed with exit code {done.returncode}: "
+                         + "\n".join((done.stdout + done.stderr).splitlines()[-20:]))
+
+
+def run_and_follow(argv: list[str], log_path: Path, env: dict[str, str]) -> int:
+    """Run `argv` as a child (this process is already a Ray driver's parent), its output to stdout and the log."""
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.buffer.write(line)
+            log.write(line)
+        return proc.wait()
+
+
+def submit_and_follow(argv: list[str], log_path: Path, name: str, extra_env: dict[str, str]) -> tuple[str, str]:
+    """Submit `argv` as a Ray job to the local head, follow its log into stdout and `log_path` until it ends;
+    returns its final status (SUCCEEDED, FAILED, STOPPED) and Ray's message. Interrupted (SIGINT, an error),
+    it stops the job before it returns."""
+    import asyncio
+    import uuid
+
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(f"http://{RAY_HOST}:{RAY_DASHBOARD_PORT}")
+    entrypoint = f"cd {shlex.quote(os.getcwd())} && exec {shlex.join(argv)}"
+    job_id = client.submit_job(entrypoint=entrypoint, submission_id=f"m2rl-{name}-{uuid.uuid4().hex[:8]}",
+                               runtime_env=runtime_env(extra_env))
+    finished = False
+
+    async def follow() -> None:
+        with open(log_path, "a", encoding="utf-8") as log:
+            async for chunk in client.tail_job_logs(job_id):
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+                log.write(chunk)
+
+    try:
+        asyncio.run(follow())
+        info = client.get_job_info(job_id)
+        while not info.status.is_terminal():  # the log stream can close a moment before the status is final
+            time.sleep(JOB_POLL_SECONDS)
+            info = client.get_job_info(job_id)
+        finished = True
+        status = info.status.value if isinstance(info.status, JobStatus) else str(info.status)
+        lines = (info.message or "").strip().splitlines()
+        return status, lines[0] if lines else ""
+    finally:
+        if not finished:
+            with contextlib.suppress(RuntimeError, OSError):  # the error that got us here says more
+                client.stop_job(job_id)
 
 
 class OpenRLHFOptions(StrictModel):
@@ -246,26 +331,26 @@ class OpenRLHFBackend:
         mirror_thread.start()
         own_ray = not os.environ.get("RAY_ADDRESS")
         log_path = job.scratch / "openrlhf.log"
+        failure = None
         try:
             if own_ray:
-                self._ray("start", "--head", f"--num-gpus={job.train.gpus_per_node}", "--disable-usage-stats",
-                          env=env)
-            with open(log_path, "ab") as log:
-                proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-                assert proc.stdout is not None
-                for line in proc.stdout:
-                    sys.stdout.buffer.write(line)
-                    log.write(line)
-                rc = proc.wait()
+                ray_start_head(job.train.gpus_per_node, env)
+                status, message = submit_and_follow(argv, log_path, job.name, reward_env(job))
+                if status != "SUCCEEDED":
+                    failure = f"openrlhf (Ray job on the local head) ended {status}: {message}"
+            else:
+                rc = run_and_follow(argv, log_path, env)
+                if rc != 0:
+                    failure = f"openrlhf exited with {rc}"
         finally:
             stop.set()
             bridge_thread.join(timeout=60)
             mirror_thread.join(timeout=600)
             if own_ray:
                 self._ray("stop")
-        if rc != 0:
+        if failure:
             tail = log_path.read_text(errors="replace").splitlines()[-20:]
-            raise RuntimeError(f"openrlhf exited with {rc}; last lines of {log_path}:\n" + "\n".join(tail))
+            raise RuntimeError(f"{failure}; last lines of {log_path}:\n" + "\n".join(tail))
         hf = Path(paths.output_dir)
         if not any(hf.glob("*.safetensors")):
             raise RuntimeError(f"openrlhf finished but wrote no *.safetensors into {hf}")
@@ -280,7 +365,7 @@ class OpenRLHFBackend:
 
     @staticmethod
     def _ray(*args: str, env: dict[str, str] | None = None) -> None:
-        subprocess.run(["ray", *args], check=True, env=env)
+        subprocess.run([ray_cli(), *args], check=True, env=env)
 
     @staticmethod
     def _checkpoint_loop(

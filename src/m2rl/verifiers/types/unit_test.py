@@ -37,6 +37,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from typing import Any, Literal
 
 from pydantic import Field
@@ -103,6 +104,18 @@ def _close(a: float, b: float, tol: float) -> bool:
     return math.isclose(a, b, rel_tol=tol, abs_tol=tol)
 
 
+def _numbers_close(a: int | float, b: int | float, tol: float) -> bool:
+    """`_close` for any ints and floats: an int beyond the float range (`10**400`) is compared exactly
+    (as fractions) instead of raising OverflowError."""
+    try:
+        return _close(float(a), float(b), tol)
+    except OverflowError:
+        if any(isinstance(x, float) and not math.isfinite(x) for x in (a, b)):
+            return False  # a finite huge int is neither NaN nor infinite
+        fa, fb, ft = Fraction(a), Fraction(b), Fraction(tol)
+        return abs(fa - fb) <= max(ft * max(abs(fa), abs(fb)), ft)
+
+
 def _lines(text: str) -> list[str]:
     # LiveCodeBench strips the whole output first (`prediction.strip().split("\n")`): leading blank
     # lines and trailing white space never fail a test
@@ -133,19 +146,23 @@ def stdout_matches(got: str, want: str, tol: float = DEFAULT_TOLERANCE) -> bool:
 
 
 def values_match(got: Any, want: Any, tol: float = DEFAULT_TOLERANCE, depth: int = 0) -> bool:
-    """Return values: numbers within `tol` (bools only equal bools), sequences element-wise (list ==
-    tuple), mappings key by key, anything else by equality."""
+    """Return values: numbers within `tol` (bools only equal bools; ints of any size), sequences
+    element-wise (list == tuple), mappings key by key, anything else by equality. Never raises: a value
+    that cannot be compared is wrong."""
     if depth > 200:
         return False
     if isinstance(got, bool) or isinstance(want, bool):
         return isinstance(got, bool) and isinstance(want, bool) and got == want
     if isinstance(got, (int, float)) and isinstance(want, (int, float)):
-        return got == want or _close(float(got), float(want), tol)
+        return got == want or _numbers_close(got, want, tol)
     if isinstance(got, (list, tuple)) and isinstance(want, (list, tuple)):
         return len(got) == len(want) and all(values_match(a, b, tol, depth + 1) for a, b in zip(got, want, strict=True))
     if isinstance(got, Mapping) and isinstance(want, Mapping):
         return set(got) == set(want) and all(values_match(got[k], want[k], tol, depth + 1) for k in got)
-    return got == want
+    try:
+        return bool(got == want)
+    except Exception:  # noqa: BLE001 - an equality that raises (RecursionError, a value's own __eq__)
+        return False
 
 
 def _decode(value: Any) -> Any:

@@ -8,7 +8,12 @@ the reward file loaded by path and called one sample at a time with query = deco
 under `<tensorboard_dir>/<run_name>` with OpenRLHF's tag names, DeepSpeed-style checkpoints
 (`<ckpt.path>/_actor/global_step<N>` + `latest`) resumed with `--ckpt.load_enable`, and the final HF
 weights (the pretrain folder's files) in `--ckpt.output_dir`. `M2RL_TEST_OPENRLHF_FAIL_AFTER=<k>` exits 1
-after step k (a preempted pod).
+after step k (a preempted pod); `M2RL_TEST_OPENRLHF_STEP_SECONDS=<s>` sleeps s seconds after each step.
+
+`M2RL_TEST_OPENRLHF_RAY=<file>`: first join the Ray cluster as OpenRLHF's driver does (`ray.init()`, the
+address from `RAY_ADDRESS`), check that it offers the GPUs the actor asks for (`--actor.num_nodes` x
+`--actor.num_gpus_per_node`) and append one JSON line to <file>: this process's pid, `RAY_ADDRESS`, the Ray
+job id and the cluster's resources.
 """
 
 import importlib.util
@@ -16,6 +21,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
@@ -30,6 +36,18 @@ spec = importlib.util.spec_from_file_location("reward_func", args.reward.remote_
 hook = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(hook)
 tok = AutoTokenizer.from_pretrained(args.actor.model_name_or_path)
+if os.environ.get("M2RL_TEST_OPENRLHF_RAY"):
+    import ray
+
+    ray.init()
+    gpus_needed = args.actor.num_nodes * args.actor.num_gpus_per_node
+    resources = ray.cluster_resources()
+    if resources.get("GPU", 0) < gpus_needed:
+        sys.exit(f"the Ray cluster offers {resources.get('GPU', 0)} GPUs, the actor needs {gpus_needed}")
+    with open(os.environ["M2RL_TEST_OPENRLHF_RAY"], "a") as f:
+        f.write(json.dumps({"pid": os.getpid(), "ray_address": os.environ.get("RAY_ADDRESS"),
+                            "job_id": ray.get_runtime_context().get_job_id(), "resources": resources}) + "\n")
+    ray.shutdown()
 actor = Path(args.ckpt.path) / "_actor"
 start = 0
 if args.ckpt.load_enable and (actor / "latest").is_file():
@@ -69,6 +87,7 @@ for step in range(start + 1, min(args.data.max_samples, len(rows)) // n + 1):
         (actor / "latest").write_text(f"global_step{step}")
     if step == fail_after:
         sys.exit(1)
+    time.sleep(float(os.environ.get("M2RL_TEST_OPENRLHF_STEP_SECONDS", "0")))
 writer.close()
 os.makedirs(args.ckpt.output_dir, exist_ok=True)
 for item in Path(args.actor.model_name_or_path).iterdir():
