@@ -423,7 +423,8 @@ def _train_ctx(tmp_path: Path, monkeypatch: Any, name: str) -> Any:
     monkeypatch.delenv(glue.NO_CACHE_ENV, raising=False)
     spec = StudySpec(name=name, artifact_root=str(tmp_path / "art"), work_dir=str(tmp_path / "work"))
     data = spec.model_dump(mode="json")
-    data["train"]["nodes"] = 2
+    data["train"].update(nodes=2, backend="openrlhf")  # multi-node training: the OpenRLHF backend
+    data["train"]["vllm"]["num_engines"] = 16  # colocated: one engine per GPU of the 2 x 8
     return glue.StageContext(json.dumps(data), "")
 
 

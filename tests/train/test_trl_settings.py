@@ -31,6 +31,12 @@ def test_importance_sampling_is_refused_by_trl(tmp_path):
         describe(spec, "math", "d.parquet", "random:tiny", str(tmp_path / "out"))
 
 
+def test_more_than_one_node_is_refused_by_trl(tmp_path):
+    spec = tiny_spec(tmp_path, nodes=2)
+    with pytest.raises(TrainError, match="train.nodes: the trl backend trains in one process on one machine, got 2"):
+        describe(spec, "math", "d.parquet", "random:tiny", str(tmp_path / "out"))
+
+
 def test_reward_function_gates_on_think_close():
     rec = domain_records("math", 1)[0]
     cols = {"label": [rec["label"]] * 2, "verifier": [json.dumps(rec["verifier"])] * 2, "domain": ["math"] * 2}

@@ -56,6 +56,9 @@ def train_work(ctx: StageContext, run: str, records: str, out: str,
         from m2rl.train import train
 
         return train(spec, run, records, spec.base_model, out).card
+    from m2rl.train import describe
+
+    describe(spec, run, records, spec.base_model, out)  # the backend refuses what it cannot honour, before a RayJob
     run_id = tracking.active_run_id()
     result = launch_training(spec, run=run, data=records, base=spec.base_model, out=out,
                              name=job_name(spec, run, ctx.parent_run_id or ""),

@@ -196,6 +196,9 @@ class TrlBackend:
             )
         if t.lr_scheduler not in HF_SCHEDULERS:
             raise TrainError(f"train.lr_scheduler: {t.lr_scheduler!r} is not one of {', '.join(HF_SCHEDULERS)}")
+        if t.nodes > 1:
+            raise TrainError(f"train.nodes: the trl backend trains in one process on one machine, got {t.nodes} "
+                             "nodes; set nodes: 1 (or backend: openrlhf for a multi-node RayJob)")
 
     def describe(self, job: TrainJob) -> list[str]:
         kwargs = grpo_config_kwargs(job, job.scratch / "checkpoints")
