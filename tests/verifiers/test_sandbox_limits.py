@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from m2rl.verifiers import sandbox
+from m2rl.verifiers.pool import _cmdline
 from m2rl.verifiers.types.unit_test import result_matches, values_match, verify_unit_test
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,14 +94,6 @@ def _status_kib(pid: int, key: str) -> int:
     except (OSError, ValueError):
         pass
     return 0
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
 
 
 class _Sampler:

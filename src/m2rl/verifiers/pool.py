@@ -48,10 +48,16 @@ def item_timeout(meta: Mapping[str, Any]) -> float:
     """The default time limit of one item: its verifier's registered `item_timeout(meta)`, else
     `DEFAULT_TIMEOUT` (also when the type is unknown: the item then scores 0 at once)."""
     try:
-        own = VERIFIERS.entry(str(meta.get("type"))).meta.get("item_timeout")
+        own = VERIFIERS.entry(str(meta.get("type"))).meta
     except RegistryError:
         return DEFAULT_TIMEOUT
-    return float(own(meta)) if own is not None else DEFAULT_TIMEOUT
+    return _timeout_of(own, meta)
+
+
+def _timeout_of(own: Mapping[str, Any], meta: Mapping[str, Any]) -> float:
+    """The time limit an item of a verifier with registry metadata `own` gets by default."""
+    limit = own.get("item_timeout")
+    return float(limit(meta)) if limit is not None else DEFAULT_TIMEOUT
 
 
 @dataclass
@@ -468,8 +474,7 @@ def score_batch(
             raise VerifierError(f"score_batch: item {i}: {exc}") from None
         except RegistryError as exc:
             raise VerifierError(f"score_batch: item {i}: record {rec.get('id')!r}: {exc}") from None
-        limit = own.get("item_timeout")
-        timeouts.append(float(timeout) if timeout is not None else float(limit(meta)) if limit else DEFAULT_TIMEOUT)
+        timeouts.append(float(timeout) if timeout is not None else _timeout_of(own, meta))
         inline.append(bool(own.get("inline_safe")))
     if not records:
         return []
@@ -490,8 +495,3 @@ def score_batch(
         out[i] = f.result()
     return [s if s is not None else Score(0.0) for s in out]
 
-
-def is_inline(record: Mapping[str, Any]) -> bool:
-    """Whether a record's verifier is marked `inline_safe` (scored in the caller, see `score_batch`)."""
-    vtype, _ = record_verifier(record)
-    return bool(VERIFIERS.entry(vtype, "verifier.type").meta.get("inline_safe"))

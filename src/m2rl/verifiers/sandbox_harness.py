@@ -175,9 +175,16 @@ def _h_cleanup(ctx: dict, child: int) -> None:
         os.killpg(child, signal.SIGKILL)
     except OSError:
         pass
+    _h_kill_until_gone(lambda: _h_pids_of_uid(ctx["uid"]) if ctx["uid"] is not None else _h_children(os.getpid()))
+    _h_reap_all()
+
+
+def _h_kill_until_gone(find) -> None:
+    """SIGKILL the processes `find()` names (never this one) and reap them, until none is left (at most 1 s)."""
+    me = os.getpid()
     for _ in range(200):
-        victims = _h_pids_of_uid(ctx["uid"]) if ctx["uid"] is not None else _h_children(os.getpid())
-        victims = [p for p in victims if p != os.getpid()]
+        victims = set(find())
+        victims.discard(me)
         for pid in victims:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -187,7 +194,6 @@ def _h_cleanup(ctx: dict, child: int) -> None:
         if not victims:
             break
         time.sleep(0.005)
-    _h_reap_all()
 
 
 def _plain(o, depth: int = 0):
@@ -479,21 +485,14 @@ def _h_abandon(*_args) -> None:
                 os.waitpid(pid1, 0)
             except OSError:
                 pass
-        for _ in range(200):
-            victims = set(_h_cgroup_pids(job))
+        def victims() -> set[int]:
+            found = set(_h_cgroup_pids(job))
             if not pid1:  # basic mode: the test processes are ours, or the sandbox uid's
-                victims.update(_h_pids_of_uid(job["basic_uid"]) if job["basic_uid"] is not None
-                               else _h_children(me))
-            victims.discard(me)
-            for pid in victims:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            _h_reap_all()
-            if not victims:
-                break
-            time.sleep(0.005)
+                found.update(_h_pids_of_uid(job["basic_uid"]) if job["basic_uid"] is not None
+                             else _h_children(me))
+            return found
+
+        _h_kill_until_gone(victims)
         import shutil
 
         if pid1:  # the tmpfs over the scratch folder exists in this mount namespace only
