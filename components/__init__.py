@@ -10,9 +10,10 @@ task's image from the spec's `kubernetes` section.
 
 from components.analyze import analyze
 from components.data import data
+from components.distill import distill
 from components.evaluate import evaluate
 from components.merge import merge
 from components.report import report
 from components.train import train
 
-__all__ = ["analyze", "data", "evaluate", "merge", "report", "train"]
+__all__ = ["analyze", "data", "distill", "evaluate", "merge", "report", "train"]

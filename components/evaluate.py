@@ -23,11 +23,11 @@ def evaluate(spec_json: str, parent_run_id: str, model_name: str, model_ref: str
 
     def work() -> dict:
         evaluate_stage(ref, study_benchmarks(ctx.spec), out, settings=ctx.spec.evaluate, model_name=model_name,
-                       require_think_close=ctx.spec.rewards.require_think_close)
+                       require_think_close=ctx.spec.rewards.require_think_close, env_params=ctx.spec.envs)
         return json.loads(storage.read_text(storage.join(out, "metrics.json")))
 
     key = {"evaluate": ctx.spec.evaluate.model_dump(mode="json"), "rewards": ctx.spec.rewards.model_dump(mode="json"),
-           "model": model_name}
+           "envs": ctx.spec.envs, "model": model_name}
     outcome = ctx.run("evaluate", model_name, out, key=key, inputs=[ref, ctx.layout.data], work=work,
                       done=["metrics.json"])
     publish(outcome, scores)

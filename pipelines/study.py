@@ -1,11 +1,11 @@
 """The study pipeline: the plan of `m2rl.workflow.plan` as a KFP DAG, data -> train per domain + mixed ->
-merge per method -> evaluate per model -> analyze -> report.
+merge per method and distill (after the experts) -> evaluate per model -> analyze -> report.
 
 The domains, merge methods and models are known when the pipeline is built, so `build` makes one task per
 item in Python (no `dsl.ParallelFor`, no `dsl.Condition`): the same DAG runs under kfp.local and on a KFP
 cluster, where tasks with no dependency between them run in parallel. Every edge whose lineage the KFP UI
 should show passes a KFP artifact, whose metadata carries the artifact-root URI of the large output: data ->
-train (the dataset), expert -> merge (one input per domain), train / merge -> evaluate (the model), analyze
+train (the dataset), expert -> merge (one input per domain), expert -> distill (`teacher_<domain>`), train / merge / distill -> evaluate (the model), analyze
 -> report. The evaluations' fan-in to analyze (one per model) is an `.after()` dependency: analyze reads them
 from the artifact layout. When `m2rl.k8s.launches_rayjob(spec)` the train tasks are launcher steps: each runs
 its training as a KubeRay RayJob (`m2rl.workflow.train`) from a CPU pod.
@@ -18,9 +18,9 @@ from kfp import dsl
 
 import components as c
 from m2rl.k8s import launches_rayjob
-from m2rl.names import BASE, merge_name, run_model, single_name
+from m2rl.names import BASE, DISTILL, merge_name, run_model, single_name
 from m2rl.spec import StudySpec
-from m2rl.workflow.plan import Step, expert_input, pipeline_name, plan
+from m2rl.workflow.plan import Step, expert_input, pipeline_name, plan, teacher_input
 from pipelines import kube
 
 
@@ -49,6 +49,10 @@ def build(spec: StudySpec, variant: str = "study") -> Callable:
         for label in p.merges:
             name = merge_name(label)
             merged[name] = task(Step("merge", name), c.merge(**common, label=label, **experts))
+        if p.distill:
+            teachers = {teacher_input(d): trained[single_name(d)].outputs["model"] for d in p.teachers}
+            merged[DISTILL] = task(Step("distill", DISTILL),
+                                   c.distill(**common, dataset=data.outputs["dataset"], **teachers))
         evaluations = [task(Step("evaluate", BASE),
                             c.evaluate(**common, model_name=BASE, model_ref=spec.base_model).after(data))]
         for name, producer in {**trained, **merged}.items():

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "m2rl.verifiers.cli",
     "m2rl.train.cli",
     "m2rl.merge.cli",
+    "m2rl.distill.cli",
     "m2rl.evaluate.cli",
     "m2rl.analysis.cli",
     "m2rl.orchestration.cli",

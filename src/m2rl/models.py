@@ -25,6 +25,83 @@ CHATML_TEMPLATE = (
     "'<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
+# ChatML with Hermes-style tool calling (the layout Qwen2.5 uses): tool schemas in the system turn inside
+# <tools></tools>, an assistant's calls as <tool_call>{"name", "arguments"}</tool_call>, tool results as a user
+# turn of <tool_response> blocks. Conversations without tools render exactly as CHATML_TEMPLATE does, and every
+# prefix of a conversation renders as a prefix of it (multi-turn training needs that). It is given to a ChatML
+# tokenizer whose own template cannot render tool calls (SmolLM2's, the random test models').
+CHATML_TOOLS_TEMPLATE = (
+    "{%- if tools %}{{- '<|im_start|>system\n' }}"
+    "{%- if messages[0]['role'] == 'system' %}{{- messages[0]['content'] + '\n\n' }}{%- endif %}"
+    "{{- '# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with "
+    "function signatures within <tools></tools> XML tags:\n<tools>' }}"
+    "{%- for tool in tools %}{{- '\n' }}{{- tool | tojson }}{%- endfor %}"
+    "{{- '\n</tools>\n\nFor each function call, return a json object with function name and arguments within "
+    "<tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": "
+    "<args-json-object>}\n</tool_call><|im_end|>\n' }}{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- if message['role'] == 'system' and tools and loop.first %}"
+    "{%- elif message['role'] == 'assistant' and message.get('tool_calls') %}"
+    "{{- '<|im_start|>assistant' }}{%- if message['content'] %}{{- '\n' + message['content'] }}{%- endif %}"
+    "{%- for tc in message['tool_calls'] %}{%- set fn = tc['function'] if tc.get('function') else tc %}"
+    "{{- '\n<tool_call>\n{\"name\": \"' + fn['name'] + '\", \"arguments\": ' }}"
+    "{%- if fn['arguments'] is string %}{{- fn['arguments'] }}{%- else %}{{- fn['arguments'] | tojson }}{%- endif %}"
+    "{{- '}\n</tool_call>' }}{%- endfor %}{{- '<|im_end|>\n' }}"
+    "{%- elif message['role'] == 'tool' %}"
+    "{%- if loop.first or messages[loop.index0 - 1]['role'] != 'tool' %}{{- '<|im_start|>user' }}{%- endif %}"
+    "{{- '\n<tool_response>\n' + message['content'] + '\n</tool_response>' }}"
+    "{%- if loop.last or messages[loop.index0 + 1]['role'] != 'tool' %}{{- '<|im_end|>\n' }}{%- endif %}"
+    "{%- else %}{{- '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{%- endif %}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}"
+)
+
+# transformers' response parser for that layout (`tokenizer.parse_response`, which TRL's tool loop uses).
+CHATML_TOOLS_RESPONSE = {
+    "defaults": {"role": "assistant"},
+    "start_anchor": "<|im_start|>assistant\n",
+    "fields": {
+        "reasoning_content": {"open": "<think>", "close_pattern": r"</think>\s*", "content": "text"},
+        "tool_calls": {"open": "<tool_call>", "close_pattern": r"</tool_call>\s*", "repeats": True,
+                       "content": "json", "transform": {"type": "function", "function": "{content}"}},
+        "content": {"close_pattern": r"<\|im_end\|>\s*", "content": "text"},
+    },
+}
+
+_SENTINEL_CALL = [{"type": "function", "function": {"name": "m2rl_probe_fn", "arguments": {"m2rl_key": "m2rl_val"}}}]
+
+
+def renders_tool_calls(tokenizer) -> bool:
+    """Whether the tokenizer's chat template renders a whole tool exchange (the call's name and arguments, and the
+    tool's result): a template that silently drops either cannot train or evaluate an agent."""
+    if not getattr(tokenizer, "chat_template", None):
+        return False
+    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": _SENTINEL_CALL},
+            {"role": "tool", "name": "m2rl_probe_fn", "content": "m2rl_result"}]
+    try:
+        text = tokenizer.apply_chat_template(msgs, tokenize=False)
+    except Exception:  # noqa: BLE001 - any template error means it cannot render the exchange
+        return False
+    return all(s in text for s in ("m2rl_probe_fn", "m2rl_key", "m2rl_val", "m2rl_result"))
+
+
+def ensure_tool_calling(tokenizer):
+    """The tokenizer, able to render and parse tool calls: a ChatML tokenizer whose template cannot render them
+    gets CHATML_TOOLS_TEMPLATE (and its response parser when it has none); another template that cannot is an
+    error naming the model's template, since M2RL cannot guess its tool-call format."""
+    if not renders_tool_calls(tokenizer):
+        vocab = tokenizer.get_vocab()
+        if "<|im_start|>" not in vocab or "<|im_end|>" not in vocab:
+            raise ModelError(
+                "the model's chat template cannot render tool calls and is not ChatML; give the checkpoint a "
+                "tool-calling chat template (tokenizer_config.json `chat_template`) to train or evaluate an agent"
+            )
+        tokenizer.chat_template = CHATML_TOOLS_TEMPLATE
+    if tokenizer.chat_template == CHATML_TOOLS_TEMPLATE and getattr(tokenizer, "response_template", None) is None:
+        tokenizer.response_template = CHATML_TOOLS_RESPONSE
+    return tokenizer
+
+
 RANDOM_PRESETS: dict[str, dict] = {
     # hidden sizes chosen so a test model trains a GRPO step in about a second on one core
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,

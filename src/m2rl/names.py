@@ -1,8 +1,9 @@
 """The study's names and artifact layout, in one place: every stage, component, pipeline and CLI uses them.
 
 Models of a study: `base` (the base model), `single-<domain>` (one GRPO run per domain, the experts),
-`mix` (one GRPO run on the blend of every domain) and `merge-<label>` (the experts merged by one method).
-Paradigms (the MLflow tag `m2rl.paradigm`): `base`, `single`, `mix`, `merge`. The artifact layout under
+`mix` (one GRPO run on the blend of every domain), `merge-<label>` (the experts merged by one method) and
+`distill` (the base distilled on-policy from the expert of each prompt's domain).
+Paradigms (the MLflow tag `m2rl.paradigm`): `base`, `single`, `mix`, `merge`, `distill`. The artifact layout under
 the artifact root (a folder or an `s3://` prefix):
 
     data/train/<domain>.parquet, data/train/mix.parquet, data/eval/<domain>.parquet, data/data_card.json
@@ -20,11 +21,11 @@ from dataclasses import dataclass
 from m2rl import storage
 
 DOMAINS = ("math", "code", "science", "if", "agent")
-BASE, MIX = "base", "mix"
+BASE, MIX, DISTILL = "base", "mix", "distill"
 SINGLE_PREFIX, MERGE_PREFIX = "single-", "merge-"
-PARADIGMS = ("base", "single", "mix", "merge")
+PARADIGMS = ("base", "single", "mix", "merge", "distill")
 # The paradigms a study can be asked to run (`paradigms:` of the spec); the others come with them.
-STUDY_PARADIGMS = ("mix", "merge")
+STUDY_PARADIGMS = ("mix", "merge", "distill")
 PARADIGM_ORDER = {p: i for i, p in enumerate(PARADIGMS)}
 
 
@@ -64,6 +65,8 @@ def parse_model_name(name: str) -> ModelName | None:
         return ModelName(name, "base")
     if name == MIX:
         return ModelName(name, "mix")
+    if name == DISTILL:
+        return ModelName(name, "distill")
     if name.startswith(SINGLE_PREFIX) and len(name) > len(SINGLE_PREFIX):
         return ModelName(name, "single", domain=name[len(SINGLE_PREFIX):])
     if name.startswith(MERGE_PREFIX) and len(name) > len(MERGE_PREFIX):
@@ -85,12 +88,15 @@ def model_tags(name: str) -> dict[str, str]:
 
 
 def study_models(domains: list[str] | tuple[str, ...], merge_labels: list[str], paradigms: list[str] | tuple[str, ...]) -> list[str]:
-    """Every trained or merged model of a study, in pipeline order: experts, mix, merges (base excluded)."""
-    names = [single_name(d) for d in domains] if "merge" in paradigms else []
+    """Every trained, merged or distilled model of a study, in pipeline order: experts, mix, merges, distill
+    (base excluded)."""
+    names = [single_name(d) for d in domains] if {"merge", "distill"} & set(paradigms) else []
     if "mix" in paradigms:
         names.append(MIX)
     if "merge" in paradigms:
         names += [merge_name(label) for label in merge_labels]
+    if "distill" in paradigms:
+        names.append(DISTILL)
     return names
 
 

@@ -304,6 +304,7 @@ ANALYSES: Registry[Any] = Registry("analysis", "analysis", "m2rl.analysis.analys
 TRAIN_BACKENDS: Registry[Any] = Registry("train_backend", "training backend", "m2rl.train.backends")
 EVAL_BACKENDS: Registry[Any] = Registry("eval_backend", "evaluation backend", "m2rl.evaluate.backends")
 INSTRUCTIONS: Registry[Any] = Registry("instruction", "instruction id", "m2rl.verifiers.instructions")
+ENVIRONMENTS: Registry[Any] = Registry("environment", "environment", "m2rl.envs.kinds")
 
 REGISTRIES: dict[str, Registry[Any]] = {
     r.kind: r for r in (MERGE_METHODS, VERIFIERS, SOURCES, BENCHMARKS, ANALYSES, TRAIN_BACKENDS, EVAL_BACKENDS,

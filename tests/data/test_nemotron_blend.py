@@ -19,6 +19,7 @@ from m2rl.spec import SpecError, spec_from_dict
 from m2rl.spec.data import SourceSpec
 
 FIX = Path(__file__).parent / "fixtures" / "nemotron_blend"
+WORKBENCH_DATA = Path(__file__).parents[1] / "envs" / "fixtures" / "workbench"  # WorkBench sandbox CSVs (trimmed)
 DAPO, SKYWORK = "nano_v3_sft_profiled_dapo17k", "nano_v3_sft_profiled_skywork_no_omni"
 DOMAINS = ("math", "science", "if", "code", "agent")
 LOCAL = {DAPO: str(FIX / "DAPO-Math-17k"), SKYWORK: str(FIX / "Skywork-OR1-RL-Data")}
@@ -78,7 +79,8 @@ def test_workbench_rows_keep_their_tools_to_the_rendered_prompt(built):
     (agent,) = built[1]["agent"]
     names = [t["name"] for t in agent["tools"]]
     assert len(names) == 27 and names[0] == "company_directory_find_email_address" and "email_reply_email" in names
-    assert agent["verifier"]["tools"] == agent["tools"]
+    assert agent["verifier"]["type"] == "env" and agent["verifier"]["env"] == "workplace_assistant"
+    assert agent["verifier"]["sandbox"] == "workbench"
     assert agent["verifier"]["ground_truth"] == [{"name": "email_reply_email", "arguments": {
         "email_id": "00000057", "body": "Thanks for the update - I will get back to you tomorrow."}}]
     assert [m["role"] for m in agent["prompt"]] == ["system", "user"]
@@ -90,11 +92,26 @@ def test_workbench_rows_keep_their_tools_to_the_rendered_prompt(built):
     assert text.count('"type": "function"') == 27 and '"name": "email_reply_email"' in text
     assert "Reply to carlos's last email" in text.split("</tools>")[1]
     from m2rl import verifiers
+    from m2rl.envs import configure_environments
 
-    call = {"name": "email_reply_email", "arguments": agent["verifier"]["ground_truth"][0]["arguments"]}
-    assert verifiers.score(agent, f"<tool_call>\n{json.dumps(call)}\n</tool_call>").value == 1.0
-    call["arguments"] = {**call["arguments"], "email_id": "00000058"}
-    assert verifiers.score(agent, f"<tool_call>\n{json.dumps(call)}\n</tool_call>").value == 0.0
+    # the episode's end state decides (the `env` verifier replays a transcript on WorkBench's sandbox data)
+    configure_environments({"workplace_assistant": {"data": str(WORKBENCH_DATA)}})
+    try:
+        call = {"name": "email_reply_email", "arguments": agent["verifier"]["ground_truth"][0]["arguments"]}
+        assert verifiers.score(agent, f"<tool_call>\n{json.dumps(call)}\n</tool_call>").value == 1.0
+        call["arguments"] = {**call["arguments"], "email_id": "00000058"}
+        assert verifiers.score(agent, f"<tool_call>\n{json.dumps(call)}\n</tool_call>").value == 0.0
+    finally:
+        configure_environments(None)
+
+
+def test_workbench_rows_as_single_turn_tool_calls_when_asked():
+    from m2rl.data.sources.nemotron_rl_blend import adapt_row
+
+    row = next(json.loads(line) for line in (FIX / "train.jsonl").read_text().splitlines() if "workbench" in line)
+    rec = adapt_row(row, "r", "tool_calls")
+    assert rec["verifier"]["type"] == "tool_calls" and rec["verifier"]["tools"] == rec["tools"]
+    assert len(rec["tools"]) == 27
 
 
 def test_stem_mcqa_options_are_texts_in_letter_order(built):

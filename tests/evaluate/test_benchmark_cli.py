@@ -72,7 +72,7 @@ def test_mmlu_card_in_the_readable_form(runner, tmp_path):
 def test_errors_exit_2_with_the_registry_message(runner, tmp_path):
     r = runner.invoke(app, ["benchmark", "aime2024", "--path", IFBENCH])
     assert r.exit_code == 2
-    assert "unknown benchmark 'aime2024'; known: aime24, aime25," in r.stderr and "did you mean 'aime24'?" in r.stderr
+    assert "unknown benchmark 'aime2024'; known: agent, aime24, aime25," in r.stderr and "did you mean 'aime24'?" in r.stderr
     r = runner.invoke(app, ["benchmark", "aime24", "--path", str(tmp_path / "missing.parquet")])
     assert r.exit_code == 2 and f"aime24: dataset file {tmp_path / 'missing.parquet'} not found" in r.stderr
     r = runner.invoke(app, ["benchmark", "ifbench", "--path", IFBENCH, "--option", "mode=lose"])

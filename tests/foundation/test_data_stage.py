@@ -150,7 +150,7 @@ def test_bfcl_possible_answer_ground_truth_is_kept_and_scores():
 
     gt = [{"calculate_triangle_area": {"base": [10], "height": [5], "unit": ["units", ""]}}]
     rec = adapt_row({"dataset": "bfcl-workbench", "responses_create_params": {"input": "Area of a 10 x 5 triangle?"},
-                     "ground_truth": json.dumps(gt)}, "r")
+                     "ground_truth": json.dumps(gt)}, "r", "tool_calls")  # single-turn, as the option asks
     assert rec["domain"] == "agent" and rec["verifier"]["ground_truth"] == gt
     call = '<tool_call>\n{"name": "calculate_triangle_area", "arguments": {"base": 10, "height": 5}}\n</tool_call>'
     assert verifiers.score(rec, call).value == 1.0

@@ -235,6 +235,6 @@ def test_first_use_from_many_threads_sees_every_entry():
         "from m2rl.registry import VERIFIERS\n"
         "with ThreadPoolExecutor(8) as pool:\n"
         "    seen = list(pool.map(lambda _: tuple(VERIFIERS.names()), range(16)))\n"
-        "assert len(set(seen)) == 1 and len(seen[0]) == 5, seen\n"
+        "assert len(set(seen)) == 1 and len(seen[0]) == 6, seen\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

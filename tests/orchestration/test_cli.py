@@ -29,7 +29,7 @@ def test_submit_dry_run(tmp_path, monkeypatch):
         "--experiment", "paper-exp", "--run-name", "paper-run-1", "--package", str(pkg),
     ])
     assert res.exit_code == 0, res.output
-    assert f"package: {pkg} (qwen3-4b-mix-vs-merge, 28 tasks)" in res.output
+    assert f"package: {pkg} (qwen3-4b-mix-vs-merge, 30 tasks)" in res.output
     assert "experiment: paper-exp" in res.output and "run name: paper-run-1" in res.output
     assert "service account: m2rl-launcher" in res.output
     assert "dry run: would create the MLflow parent run and a KFP run on http://127.0.0.1:9" in res.output

@@ -32,15 +32,19 @@ def _expected(spec, paradigms: list[str]) -> set[str]:
         names |= {f"evaluate merge-{m.label}" for m in spec.merge.methods}
     if "mix" in paradigms:
         names |= {"train mix", "evaluate mix"}
+    if "distill" in paradigms:
+        names |= {f"train {d}" for d in spec.domains if d not in spec.distill.teachers}
+        names |= {f"evaluate single-{d}" for d in spec.domains if d not in spec.distill.teachers}
+        names |= {"distill", "evaluate distill"}
     return names
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
-@pytest.mark.parametrize("variant", ["study", "mix", "merge"])
+@pytest.mark.parametrize("variant", ["study", "mix", "merge", "distill"])
 def test_compiled_package(tmp_path, example, variant):
     spec = load_spec(REPO / "examples" / f"{example}.yaml")
     ps, platform = read_package(compile_package(spec, tmp_path / "p.yaml", variant))
-    paradigms = {"study": spec.paradigms, "mix": ["mix"], "merge": ["merge"]}[variant]
+    paradigms = {"study": spec.paradigms, "mix": ["mix"], "merge": ["merge"], "distill": ["distill"]}[variant]
     tasks = _tasks(ps)
     assert set(tasks) == _expected(spec, paradigms)  # one task per domain / method / model, nothing else
     executors = ps["deploymentSpec"]["executors"]
@@ -49,7 +53,7 @@ def test_compiled_package(tmp_path, example, variant):
     for name, task in tasks.items():
         label = _executor(ps, task)
         container, conf = executors[label]["container"], k8s_exec[label]
-        gpu = name.split()[0] in ("train", "evaluate")
+        gpu = name.split()[0] in ("train", "distill", "evaluate")
         res = k8s.gpu_step if gpu else k8s.cpu_step
         assert container["image"] == (k8s.gpu_image if gpu else k8s.cpu_image), name
         assert container["resources"]["resourceCpuRequest"] == res.cpu

@@ -101,7 +101,9 @@ def test_paper_preset_rewards_merges_and_expert_steps():
     spec = _preset()
     assert spec.rewards.require_think_close
     job = plan(spec, "science", "s3://b/science.parquet", spec.base_model, "s3://b/models/single-science")
-    assert reward_env(job) == {"M2RL_REQUIRE_THINK_CLOSE": "1"}
+    assert reward_env(job) == {"M2RL_REQUIRE_THINK_CLOSE": "1", "M2RL_ENV_PARAMS": json.dumps(
+        {"workplace_assistant": {"data": "s3://m2rl-studies/data/workbench/csv_data/processed", "max_turns": 6}},
+        sort_keys=True)}  # the agent file and the `env` verifier read the environments' params from it
     assert job.keep_steps == (200,)  # MergeLM/run.sh merges science at iter_0000199: after 200 steps
     for d in ("math", "code", "if", "agent"):
         assert spec.merge.expert_steps[d] == 400

@@ -1,11 +1,12 @@
 """The accuracy table and the verdict: which paradigm wins per domain and on average, and at what cost.
 
 Accuracy is the evaluate stage's avg@k (with its 95% interval) for every model x benchmark. The verdict
-compares the mixed model with the best merge (the merge with the highest average avg@k; when only one
-paradigm ran, that paradigm's model against the base) by a paired bootstrap over problems: each
+compares the mixed model with the best merge (the merge with the highest average avg@k; with one of them
+and distill, that one against the distilled model; when only one paradigm ran, its model against the base) by a paired bootstrap over problems: each
 resample draws a benchmark's problems with replacement, the same draw for both models; a domain's score
 is the mean over its benchmarks, the average the mean over all benchmarks. A side wins a scope when the
-95% interval of the difference excludes 0; otherwise the scope is a tie.
+95% interval of the difference excludes 0; otherwise the scope is a tie. When two or three of mix, merge and
+distill ran, `paradigms` lays them side by side (`paradigms_section`).
 """
 
 from __future__ import annotations
@@ -56,15 +57,17 @@ def verdict_section(ctx: AnalysisContext, cost: dict[str, Any] | None) -> dict[s
     avg = ctx.accuracy.get("average", {})
     mixes = [m.name for m in ctx.by_paradigm("mix") if m.name in ctx.evals]
     merges = sorted((m.name for m in ctx.by_paradigm("merge") if m.name in avg), key=lambda n: -avg[n])
+    distills = [m.name for m in ctx.by_paradigm("distill") if m.name in ctx.evals]
     if mixes and merges:
         a, a_label, b, b_label = mixes[0], "mix", merges[0], "merge"
-    elif mixes or merges:
-        a = mixes[0] if mixes else merges[0]
-        a_label, b, b_label = ("mix" if mixes else "merge"), ctx.base.name, "base"
+    elif mixes or merges or distills:
+        a_label = "mix" if mixes else "merge" if merges else "distill"
+        a = (mixes or merges or distills)[0]
+        b, b_label = (distills[0], "distill") if distills and a_label != "distill" else (ctx.base.name, "base")
         if b not in ctx.evals:
             return {"skipped": "only one paradigm ran and the base was not evaluated"}
     else:
-        return {"skipped": "neither a mixed nor a merged model was evaluated"}
+        return {"skipped": "neither a mixed, a merged nor a distilled model was evaluated"}
     ev_a, ev_b = ctx.evals[a], ctx.evals[b]
     resamples, seed = ctx.bootstrap, ctx.params.seed
     draws: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -119,6 +122,79 @@ def verdict_section(ctx: AnalysisContext, cost: dict[str, Any] | None) -> dict[s
         "bootstrap": resamples, "confidence": 0.95, "rows": rows, "benchmarks_without_samples": skipped,
     }
     if cost and "skipped" not in cost:
-        out["cost"] = {k: finite(cost.get(k)) for k in ("mix_gpu_hours", "singles_gpu_hours", "mix_over_singles")}
+        out["cost"] = {k: finite(cost.get(k)) for k in ("mix_gpu_hours", "singles_gpu_hours", "mix_over_singles",
+                                                        "distill_gpu_hours")}
         out["cost"]["unit"] = cost.get("unit")
+    three = paradigms_section(ctx, cost)
+    if three:
+        out["paradigms"] = three
     return out
+
+
+PARADIGM_LABELS = ("mix", "merge", "distill")
+
+
+def paradigm_cost(cost: dict[str, Any] | None, label: str) -> float | None:
+    """What a paradigm costs in all: mix its run, merge the single-domain runs, distill its run plus the experts
+    it distils (when the study trained them)."""
+    if not cost or "skipped" in cost:
+        return None
+    if label == "mix":
+        return finite(cost.get("mix_gpu_hours"))
+    if label == "merge":
+        return finite(cost.get("singles_gpu_hours"))
+    own = cost.get("distill_gpu_hours")
+    return None if own is None else finite(own + (cost.get("singles_gpu_hours") or 0.0))
+
+
+def paradigms_section(ctx: AnalysisContext, cost: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The paradigms side by side (mix, the best merge, distill) when at least two ran: each one's score per
+    domain and on average with a paired-bootstrap interval (the same problem draws for all), the pairwise
+    differences, the best per scope, which are within the interval of the best (the difference's interval
+    includes 0) and the cheapest of those."""
+    avg = ctx.accuracy.get("average", {})
+    reps: dict[str, str] = {}
+    for label in PARADIGM_LABELS:
+        names = sorted((m.name for m in ctx.by_paradigm(label) if m.name in avg), key=lambda n: -avg[n])
+        if names:
+            reps[label] = names[0]
+    if len(reps) < 2:
+        return None
+    draws: dict[str, dict[str, np.ndarray]] = {}
+    points: dict[str, dict[str, float]] = {}
+    for bench in ctx.benchmarks():
+        evs = {lab: ctx.evals[n] for lab, n in reps.items()}
+        if not all(ev.has_samples(bench) for ev in evs.values()):
+            continue
+        scores = {lab: ev.problem_scores(bench) for lab, ev in evs.items()}
+        ids = sorted(set.intersection(*(set(sc) for sc in scores.values())))
+        if not ids:
+            continue
+        idx = bootstrap_indices(len(ids), ctx.bootstrap, scope_seed(ctx.params.seed, bench))
+        vals = {lab: np.array([sc[i] for i in ids]) for lab, sc in scores.items()}
+        draws[bench] = {lab: v[idx].mean(axis=1) for lab, v in vals.items()}
+        points[bench] = {lab: float(v.mean()) for lab, v in vals.items()}
+    if not draws:
+        return None
+    scopes: dict[str, list[str]] = {}
+    for bench in draws:
+        scopes.setdefault(ctx.bench_domain(bench), []).append(bench)
+    scopes["average"] = list(draws)
+    costs = {lab: paradigm_cost(cost, lab) for lab in reps}
+    rows = []
+    for scope, benches in scopes.items():
+        d = {lab: np.mean([draws[b][lab] for b in benches], axis=0) for lab in reps}
+        pt = {lab: float(np.mean([points[b][lab] for b in benches])) for lab in reps}
+        best = max(reps, key=lambda lab: pt[lab])
+        pairs = []
+        for i, a in enumerate(reps):
+            for b in list(reps)[i + 1:]:
+                ci = percentile_ci(d[a] - d[b])
+                pairs.append({"a": a, "b": b, "delta": pt[a] - pt[b], "delta_ci": list(ci), "winner": _winner(ci, a, b)})
+        within = [lab for lab in reps if lab == best or percentile_ci(d[best] - d[lab])[0] <= 0]
+        priced = [lab for lab in within if costs[lab] is not None]
+        rows.append({"scope": scope, "benchmarks": benches,
+                     "scores": {lab: {"score": pt[lab], "ci": list(percentile_ci(d[lab]))} for lab in reps},
+                     "pairs": pairs, "best": best, "within_ci_of_best": within,
+                     "cheapest_within_ci": min(priced, key=lambda lab: costs[lab]) if priced else None})
+    return {"models": reps, "cost": costs, "bootstrap": ctx.bootstrap, "confidence": 0.95, "rows": rows}

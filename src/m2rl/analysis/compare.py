@@ -2,9 +2,11 @@
 
 A study is a parent run (no `mlflow.parentRunId` tag). When its report was logged, the parent run holds the
 summary metrics and the layout tags and the tables come out exactly as in report.md. Otherwise the tables
-that need only per-run numbers (accuracy, merge methods, transfer, cost) are rebuilt from the child runs:
-evaluate runs (`eval/<benchmark>/<metric>` metrics, `m2rl.model` / `m2rl.paradigm` tags) and train runs
-(`cost/gpu_hours`). Nothing is read from the artifact store, so it works for studies that ran on a cluster.
+that need only per-model numbers (accuracy, merge methods, transfer, cost) are rebuilt from the study's
+MLflow LoggedModels (`m2rl.tracking.models`: `eval/<benchmark>/<metric>` and `cost/gpu_hours` metrics,
+`m2rl.paradigm` / `m2rl.domain` / `m2rl.merge_method` tags), or, for a study tracked before it had models, from
+its evaluate and train child runs read into the same rows. Nothing is read from the artifact store, so it
+works for studies that ran on a cluster.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ class StudyTables:
 
     run_id: str
     run_name: str
-    source: str  # "report" (summary logged by `m2rl report`) or "child runs"
+    source: str  # "report" (summary logged by `m2rl report`), "models" (LoggedModels) or "child runs"
     tables: list[Table]
     verdict: list[str]
     metrics: dict[str, float] = field(repr=False, default_factory=dict)
@@ -69,39 +71,53 @@ def _bench_domain(bench: str) -> str:
         return bench[len("builtin_") :] if bench.startswith("builtin_") else "other"
 
 
-def from_runs(children: list[Any], domains: list[str] | None = None) -> tuple[dict[str, float], dict[str, Any]]:
-    """Accuracy / transfer / cost summary from evaluate and train child runs (latest run per model wins).
-
-    `domains` (the study's `domains` param) orders experts and benchmarks as the report does.
-    """
-    rank = {d: i for i, d in enumerate(domains or [])}
-    M: dict[str, float] = {}
-    evals: dict[str, Any] = {}
-    trains: dict[str, Any] = {}
+def rows_from_runs(children: list[Any]) -> list[dict[str, Any]]:
+    """A study without LoggedModels (tracked before they were): its evaluate and train child runs as the rows
+    `tracking.study_model_rows` gives (name, paradigm, domain, merge_method, metrics, params); the latest
+    evaluation of a model wins."""
+    rows: dict[str, dict[str, Any]] = {}
     for run in sorted(children, key=lambda r: r.info.start_time or 0):
         tags, metrics = run.data.tags, run.data.metrics
-        model = tags.get("m2rl.model") or run.info.run_name
+        name = tags.get("m2rl.model") or run.info.run_name
+        row = rows.setdefault(name, {"name": name, "paradigm": None, "domain": None, "merge_method": None,
+                                     "metrics": {}, "params": {}})
+        for key, tag in (("paradigm", "m2rl.paradigm"), ("domain", "m2rl.domain"), ("merge_method", "m2rl.merge_method")):
+            row[key] = tags.get(tag) or row[key]
         if any(k.startswith("eval/") for k in metrics):
-            evals[model] = run
+            row["metrics"] = {k: v for k, v in row["metrics"].items() if not k.startswith("eval/")}
+            row["metrics"].update({k: v for k, v in metrics.items() if k.startswith("eval/")})
         if "cost/gpu_hours" in metrics:
-            trains[model] = run
+            row["metrics"]["cost/gpu_hours"] = metrics["cost/gpu_hours"]
+            row["params"]["device"] = tags.get("m2rl.device") or run.data.params.get("device") or "unknown"
+            row["paradigm"] = row["paradigm"] or ("mix" if name == "mix" else "single")
+    return list(rows.values())
+
+
+def from_models(rows: list[dict[str, Any]], domains: list[str] | None = None) -> tuple[dict[str, float], dict[str, Any]]:
+    """Accuracy / transfer / cost summary of one study from its models (`tracking.study_model_rows`, or
+    `rows_from_runs`): `eval/<benchmark>/<metric>` and `cost/gpu_hours` metrics, paradigm / domain / merge
+    method tags. `domains` (the study's `domains` param) orders experts and benchmarks as the report does."""
+    rank = {d: i for i, d in enumerate(domains or [])}
+    M: dict[str, float] = {}
     models: dict[str, list[Any]] = {}
     benches: dict[str, str] = {}
-    for name, run in evals.items():
-        tags = run.data.tags
-        paradigm = tags.get("m2rl.paradigm")
+    for row in rows:
+        name, metrics = row["name"], row["metrics"]
+        if not any(k.startswith("eval/") for k in metrics):
+            continue
+        paradigm = row.get("paradigm")
         if paradigm not in PARADIGM_ORDER:
             try:
                 paradigm = infer_paradigm(name)
             except AnalysisError:
                 continue
         parsed = parse_model_name(name)
-        domain = tags.get("m2rl.domain") or (parsed.domain if parsed else None)
-        method = tags.get("m2rl.merge_method") or (parsed.merge_label if parsed else None)
+        domain = row.get("domain") or (parsed.domain if parsed else None)
+        method = row.get("merge_method") or (parsed.merge_label if parsed else None)
         models[name] = [name, paradigm, domain, method]
-        for key, value in run.data.metrics.items():
+        for key, value in metrics.items():
             parts = key.split("/")
-            if len(parts) != 3:
+            if len(parts) != 3 or parts[0] != "eval":
                 continue
             _, bench, metric = parts
             if bench.startswith("domain_"):  # the evaluate stage's per-domain aggregate, not a benchmark
@@ -130,16 +146,17 @@ def from_runs(children: list[Any], domains: list[str] | None = None) -> tuple[di
                 if a is not None and b0 is not None:
                     M[mkey("transfer", name, b)] = a - b0
         L["transfer"] = names
-    if trains:
+    trained = [r for r in rows if "cost/gpu_hours" in r["metrics"]]
+    if trained:
         runs = []
         devices = set()
-        for name, run in trains.items():
-            tags = run.data.tags
-            paradigm = tags.get("m2rl.paradigm") or ("mix" if name == "mix" else "single")
-            device = tags.get("m2rl.device") or run.data.params.get("device") or "unknown"
+        for row in trained:
+            name = row["name"]
+            paradigm = row.get("paradigm") or ("mix" if name == "mix" else "single")
+            device = row.get("params", {}).get("device") or "unknown"
             devices.add(device)
             runs.append([name, paradigm, device])
-            M[mkey("cost", "run", name, "gpu_hours")] = run.data.metrics["cost/gpu_hours"]
+            M[mkey("cost", "run", name, "gpu_hours")] = row["metrics"]["cost/gpu_hours"]
         runs.sort(key=lambda r: (PARADIGM_ORDER.get(r[1], 9), rank.get(r[0].split("-", 1)[-1], 99), r[0]))
         singles = [M[mkey("cost", "run", r[0], "gpu_hours")] for r in runs if r[1] == "single"]
         mixes = [M[mkey("cost", "run", r[0], "gpu_hours")] for r in runs if r[1] == "mix"]
@@ -182,6 +199,7 @@ def compare(experiment: str, tracking_uri: str | None = None, run_id: str | None
         runs = tracking.experiment_runs(experiment, tracking_uri)
     except tracking.TrackingError as exc:
         raise AnalysisError(f"--experiment: {exc}") from None
+    model_rows = tracking.study_model_rows(runs[0].info.experiment_id, tracking_uri) if runs else {}
     children: dict[str, list[Any]] = {}
     for r in runs:
         parent = r.data.tags.get(TAG_PARENT)
@@ -200,8 +218,9 @@ def compare(experiment: str, tracking_uri: str | None = None, run_id: str | None
             M, source = dict(p.data.metrics), "report"
         else:
             domains = [d for d in p.data.params.get("domains", "").split(",") if d]
-            M, layout = from_runs(children.get(p.info.run_id, []), domains)
-            source = "child runs"
+            rows = model_rows.get(p.info.run_id)
+            source = "models" if rows else "child runs"
+            M, layout = from_models(rows or rows_from_runs(children.get(p.info.run_id, [])), domains)
             if not layout["models"] and "cost" not in layout:
                 continue
         studies.append(StudyTables(run_id=p.info.run_id, run_name=p.info.run_name or p.info.run_id,

@@ -47,7 +47,7 @@ class ModelEntry:
             raise AnalysisError(f"models.{name}: needs a mapping with a `uri` (got {value!r})")
         paradigm = value.get("paradigm") or infer_paradigm(name)
         if paradigm not in PARADIGM_ORDER:
-            raise AnalysisError(f"models.{name}.paradigm: must be base, single, mix or merge, got {paradigm!r}")
+            raise AnalysisError(f"models.{name}.paradigm: must be one of {', '.join(PARADIGM_ORDER)}, got {paradigm!r}")
         parsed = parse_model_name(name)
         domain = value.get("domain")
         if paradigm == "single" and not domain:
@@ -61,7 +61,7 @@ class ModelEntry:
 
 
 def infer_paradigm(name: str) -> str:
-    """Paradigm from the artifact naming convention: base, single-<domain>, mix, merge-<label>."""
+    """Paradigm from the artifact naming convention: base, single-<domain>, mix, merge-<label>, distill."""
     parsed = parse_model_name(name)
     if parsed is not None:
         return parsed.paradigm
@@ -69,7 +69,7 @@ def infer_paradigm(name: str) -> str:
 
 
 def order_models(entries: list[ModelEntry], domains: list[str] | None = None) -> list[ModelEntry]:
-    """Base, then experts in domain order, then mix, then merges (stable by name)."""
+    """Base, then experts in domain order, then mix, then merges, then distill (stable by name)."""
     rank = {d: i for i, d in enumerate(domains or [])}
     return sorted(entries, key=lambda e: (PARADIGM_ORDER[e.paradigm], rank.get(e.domain or "", 99), e.name))
 

@@ -24,7 +24,7 @@ from m2rl.analysis.summary import flatten, layout_tags
 from m2rl.analysis.tables import Table, build_tables, kl_gain_lines, verdict_lines
 
 SECTIONS = (
-    ("verdict", "Verdict", ["verdict"], []),
+    ("verdict", "Verdict", ["verdict", "paradigms"], []),
     ("accuracy", "Accuracy", ["accuracy"], ["accuracy"]),
     ("merge_methods", "Merge methods", ["merge_methods"], []),
     ("cost", "Cost", ["cost"], ["cost"]),

@@ -65,13 +65,30 @@ def flatten(analysis: dict[str, Any]) -> tuple[dict[str, float], dict[str, Any]]
                 _put(M, mkey("verdict", s, k), val)
     elif v:
         L["skipped"]["verdict"] = v["skipped"]
+    three = v.get("paradigms") if v else None
+    if three:
+        labels = list(three["models"])
+        L["paradigms"] = {"models": three["models"], "bootstrap": three["bootstrap"],
+                          "scopes": [[r["scope"], r["best"], r["within_ci_of_best"], r["cheapest_within_ci"],
+                                      [[p["a"], p["b"], p["winner"]] for p in r["pairs"]]] for r in three["rows"]]}
+        for lab in labels:
+            _put(M, mkey("paradigms", "cost", lab), three["cost"].get(lab))
+        for r in three["rows"]:
+            for lab, sc in r["scores"].items():
+                _put(M, mkey("paradigms", r["scope"], lab), sc["score"])
+                _put(M, mkey("paradigms", r["scope"], lab, "lo"), sc["ci"][0])
+                _put(M, mkey("paradigms", r["scope"], lab, "hi"), sc["ci"][1])
+            for p in r["pairs"]:
+                _put(M, mkey("paradigms", r["scope"], f"{p['a']}-{p['b']}"), p["delta"])
+                _put(M, mkey("paradigms", r["scope"], f"{p['a']}-{p['b']}", "lo"), p["delta_ci"][0])
+                _put(M, mkey("paradigms", r["scope"], f"{p['a']}-{p['b']}", "hi"), p["delta_ci"][1])
 
     cost = sections.get("cost") or {}
     if cost and "skipped" not in cost:
         L["cost"] = {"unit": cost["unit"], "runs": [[r["run"], r["paradigm"], r["device"]] for r in cost["runs"]]}
         for r in cost["runs"]:
             _put(M, mkey("cost", "run", r["run"], "gpu_hours"), r["gpu_hours"])
-        for k in ("mix_gpu_hours", "singles_gpu_hours", "mix_over_singles"):
+        for k in ("mix_gpu_hours", "singles_gpu_hours", "mix_over_singles", "distill_gpu_hours"):
             _put(M, f"cost/{k}", cost.get(k))
 
     tr = sections.get("transfer") or {}

@@ -171,6 +171,9 @@ def cost_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:
     rows.append(["merge = sum of single-domain runs", "merge", "", hours(M.get("cost/singles_gpu_hours"))])
     ratio = M.get("cost/mix_over_singles")
     rows.append(["mix / sum of singles", "", "", DASH if ratio is None else f"{ratio:.2f}x"])
+    if M.get("cost/distill_gpu_hours") is not None:
+        total = M.get("cost/distill_gpu_hours") + (M.get("cost/singles_gpu_hours") or 0.0)
+        rows.append(["distill = its run + the experts it distils", "distill", "", hours(total)])
     return Table("cost", f"Training cost ({unit})", ["run", "paradigm", "device", unit], rows, set(),
                  "GPUs x wall-clock hours from the train cards; on a CPU machine these are CPU-hours.")
 
@@ -414,12 +417,53 @@ def verdict_lines(M: dict[str, float], L: dict[str, Any]) -> list[str]:
             pick += (" and is also the cheaper one." if cheaper == w else
                      f", though {cheaper} costs less." if cheaper else ".")
         lines.append(pick)
-    return lines
+    return lines + paradigms_lines(M, L)
+
+
+def paradigms_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:
+    """The paradigms side by side: one column each (its model), pairwise differences, best and cheapest."""
+    p = L.get("paradigms")
+    if not p:
+        return None
+    labels = list(p["models"])
+    pairs = [(a, b) for a, b, _ in p["scopes"][0][4]] if p["scopes"] else []
+    rows, bold = [], set()
+    for r, (scope, best, within, cheapest, _) in enumerate(p["scopes"]):
+        cells = [pct_ci(M.get(mkey("paradigms", scope, lab)), M.get(mkey("paradigms", scope, lab, "lo")),
+                        M.get(mkey("paradigms", scope, lab, "hi"))) for lab in labels]
+        deltas = [pts(M.get(mkey("paradigms", scope, f"{a}-{b}")), M.get(mkey("paradigms", scope, f"{a}-{b}", "lo")),
+                      M.get(mkey("paradigms", scope, f"{a}-{b}", "hi"))) for a, b in pairs]
+        rows.append([scope, *cells, *deltas, best, ", ".join(within), cheapest or DASH])
+        bold.add((r, 1 + labels.index(best)))
+    rows.append(["cost", *[hours(M.get(mkey("paradigms", "cost", lab))) for lab in labels], *[""] * len(pairs), "", "",
+                 ""])
+    return Table("paradigms", "Three paradigms: accuracy (%, 95% CI), differences (points) and cost",
+                 ["scope", *[f"{lab} ({p['models'][lab]})" for lab in labels], *[f"Δ {a} − {b}" for a, b in pairs],
+                  "best", "within CI of best", "cheapest within CI"], rows, bold,
+                 f"{p['bootstrap']} paired resamples over problems. Cost: mix its run, merge the single-domain runs, "
+                 "distill its run plus the experts it distils.")
+
+
+def paradigms_lines(M: dict[str, float], L: dict[str, Any]) -> list[str]:
+    p = L.get("paradigms")
+    if not p:
+        return []
+    lines = []
+    for scope, best, within, cheapest, _ in p["scopes"]:
+        score = pct_ci(M.get(mkey("paradigms", scope, best)), M.get(mkey("paradigms", scope, best, "lo")),
+                       M.get(mkey("paradigms", scope, best, "hi")))
+        others = [w for w in within if w != best]
+        text = f"{scope}: best is {best} ({p['models'][best]}, {score} %)"
+        text += f"; within its interval: {', '.join(others)}" if others else "; the others are significantly below it"
+        if cheapest:
+            text += f"; the cheapest of those is {cheapest}."
+        lines.append(text if text.endswith(".") else text + ".")
+    return ["Three paradigms (" + ", ".join(f"{lab}: {n}" for lab, n in p["models"].items()) + "):", *lines]
 
 
 def build_tables(M: dict[str, float], L: dict[str, Any]) -> list[Table]:
     """Every table of the report that the numbers allow, in report order."""
-    out = [verdict_table(M, L), accuracy_table(M, L), merge_table(M, L), cost_table(M, L), transfer_table(M, L),
+    out = [verdict_table(M, L), paradigms_table(M, L), accuracy_table(M, L), merge_table(M, L), cost_table(M, L), transfer_table(M, L),
            norms_table(M, L),
            matrix_table(M, L, "cosine", "Cosine similarity of task vectors (exact)", "1 = same direction."),
            matrix_table(M, L, "cosine_projected", "Cosine similarity after a seeded random projection",

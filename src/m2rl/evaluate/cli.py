@@ -79,7 +79,7 @@ def eval_command(
             result = evaluate(
                 model, benches, target, backend=backend, settings=settings, model_name=model_name, progress=progress,
                 require_think_close=(study.rewards.require_think_close if require_think_close is None
-                                     else require_think_close),
+                                     else require_think_close), env_params=study.envs,
             )
     except (EvalError, RegistryError, storage.StorageError) as exc:
         typer.echo(f"error: {exc}", err=True)

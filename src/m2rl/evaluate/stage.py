@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from m2rl import storage
+from m2rl.evaluate import episodes
 from m2rl.evaluate.backends import BackendOptions, Generator, get_backend
 from m2rl.evaluate.metrics import summarize
 from m2rl.evaluate.registry import (
@@ -140,14 +141,48 @@ def _check_verifiers(bench: str, records: list[dict[str, Any]]) -> None:
             raise EvalError(f"{bench}: {exc}") from None
 
 
+def _check_environments(bench: str, records: list[dict[str, Any]], env_params: dict[str, Any] | None) -> None:
+    """Each environment a benchmark's records play in can be set up (its params valid, its sandbox data found),
+    tried on the first record of each before any generation."""
+    from m2rl.envs import env_name, new_environment
+
+    seen: set[tuple[str, str]] = set()
+    for rec in records:
+        if not episodes.has_env_records([rec]):
+            continue
+        key = (env_name(rec), str(rec["verifier"].get("sandbox")))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            new_environment(rec, env_params or {})
+        except ValueError as exc:
+            raise EvalError(f"{bench}: record {rec['id']!r}: {exc}") from None
+
+
 def _score(records: list[dict[str, Any]], responses: list[str], settings: EvaluateSpec,
-           require_think_close: bool = False) -> list[Any]:
+           require_think_close: bool = False, env_params: dict[str, Any] | None = None) -> list[Any]:
+    """Scores in order: single-turn responses by the verifiers, episodes by replaying them (`episodes.score`)."""
     try:
         from m2rl.verifiers import score_batch
     except ImportError as exc:
         raise EvalError(f"scoring needs m2rl.verifiers, which cannot be imported: {exc}") from None
-    return score_batch(records, responses, workers=settings.score_workers, timeout=settings.score_timeout,
-                       require_think_close=require_think_close)
+    played = [i for i, r in enumerate(records) if episodes.has_env_records([r])]
+    if not played:
+        return score_batch(records, responses, workers=settings.score_workers, timeout=settings.score_timeout,
+                           require_think_close=require_think_close)
+    out: list[Any] = [None] * len(records)
+    for i, sc in zip(played, episodes.score([records[i] for i in played], [responses[i] for i in played],
+                                            env_params), strict=True):
+        out[i] = sc
+    single = [i for i in range(len(records)) if out[i] is None]
+    if single:
+        scored = score_batch([records[i] for i in single], [responses[i] for i in single],
+                             workers=settings.score_workers, timeout=settings.score_timeout,
+                             require_think_close=require_think_close)
+        for i, sc in zip(single, scored, strict=True):
+            out[i] = sc
+    return out
 
 
 def _render(generator: Generator, rec: dict[str, Any]) -> str:
@@ -183,6 +218,7 @@ def evaluate(
     track: bool = True,
     progress: Progress | None = None,
     require_think_close: bool = False,
+    env_params: dict[str, Any] | None = None,
 ) -> EvalResult:
     """Evaluate `model` (a reference m2rl.models.resolve_model understands) on `benchmarks`.
 
@@ -190,6 +226,8 @@ def evaluate(
     `backend` overrides its backend. Metrics go to `out`/metrics.json and to MLflow as
     `eval/<benchmark>/<metric>` into the active run, if any (`track=False`: not even there).
     `require_think_close` (the spec's `rewards.require_think_close`): a response without `</think>` scores 0.
+    Environment records are played as episodes (`m2rl.evaluate.episodes`), their environments configured by
+    `env_params` (the spec's `envs:`).
     """
     t0 = time.perf_counter()
     settings = settings or EvaluateSpec()
@@ -210,6 +248,7 @@ def evaluate(
         if not records:
             raise EvalError(f"{bench.name}: no problems to evaluate")
         _check_verifiers(bench.name, records)
+        _check_environments(bench.name, records, env_params)
         k, sampling = bench.resolve(spec)
         runs.append(_Run(bench, spec, records, k, sampling, problems.card))
 
@@ -239,6 +278,10 @@ def evaluate(
                 if generator is None:
                     generator = backend_cls(folder, options)
                 t_gen = time.perf_counter()
+                if episodes.has_env_records(todo):  # multi-turn: each sample is an episode
+                    done = _play_episodes(generator, run, todo, store, cached, settings, env_params, result,
+                                          progress, done)
+                    todo = [r for r in todo if not episodes.has_env_records([r])]
                 rendered = sorted(((r, _render(generator, r)) for r in todo), key=lambda x: -len(x[1]))
                 for start in range(0, len(rendered), settings.batch_size):
                     chunk = rendered[start : start + settings.batch_size]
@@ -248,15 +291,10 @@ def evaluate(
                         {"problem_id": r["id"], "sample_index": i, "domain": r["domain"], "prompt": p, "response": t}
                         for (r, p), completions in zip(chunk, texts, strict=True) for i, t in enumerate(completions)
                     ]
-                    store.append_partial(rows)
-                    cached.update({(row["problem_id"], row["sample_index"]): row for row in rows})
-                    result.generated_samples += len(rows)
-                    done += len(chunk)
-                    if progress:
-                        progress(run.bench.name, done, len(run.records))
+                    done = _keep(rows, len(chunk), done, run, store, cached, result, progress)
                 result.generation_seconds += time.perf_counter() - t_gen
             report[run.bench.name] = _score_and_write(run, cached, store, settings, result, require_think_close,
-                                                       track)
+                                                       track, env_params)
     finally:
         if generator is not None:
             result.generated_tokens = generator.generated_tokens
@@ -294,13 +332,45 @@ def _previous_metrics(out: str, fingerprint: str) -> dict[str, dict[str, Any]]:
     return {b: m for b, m in benches.items() if isinstance(m, dict)} if isinstance(benches, dict) else {}
 
 
+def _play_episodes(generator: Generator, run: _Run, todo: list[dict[str, Any]], store: SampleStore,
+                   cached: dict[tuple[str, int], dict[str, Any]], settings: EvaluateSpec,
+                   env_params: dict[str, Any] | None, result: EvalResult, progress: Progress | None,
+                   done: int) -> int:
+    """Play K episodes of each environment record of `todo`, a batch of records at a time, into the store."""
+    recs = [r for r in todo if episodes.has_env_records([r])]
+    for start in range(0, len(recs), settings.batch_size):
+        chunk = recs[start : start + settings.batch_size]
+        seed = _batch_seed(settings.seed, [r["id"] for r in chunk])
+        played = episodes.play(generator, chunk, run.k, run.sampling, seed, env_params)
+        rows = [
+            {"problem_id": r["id"], "sample_index": i, "domain": r["domain"],
+             "prompt": json.dumps(r["prompt"], ensure_ascii=False), "response": t}
+            for r, samples in zip(chunk, played, strict=True) for i, t in enumerate(samples)
+        ]
+        done = _keep(rows, len(chunk), done, run, store, cached, result, progress)
+    return done
+
+
+def _keep(rows: list[dict[str, Any]], problems: int, done: int, run: _Run, store: SampleStore,
+          cached: dict[tuple[str, int], dict[str, Any]], result: EvalResult, progress: Progress | None) -> int:
+    """A generated batch into the store (resumable) and the cache; the progress moved on by its problems."""
+    store.append_partial(rows)
+    cached.update({(row["problem_id"], row["sample_index"]): row for row in rows})
+    result.generated_samples += len(rows)
+    done += problems
+    if progress:
+        progress(run.bench.name, done, len(run.records))
+    return done
+
+
 def _score_and_write(
     run: _Run, cached: dict[tuple[str, int], dict[str, Any]], store: SampleStore, settings: EvaluateSpec,
     result: EvalResult, require_think_close: bool = False, track: bool = False,
+    env_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     rows = [cached[(r["id"], i)] for r in run.records for i in range(run.k)]
     recs = [r for r in run.records for _ in range(run.k)]
-    scores = _score(recs, [row["response"] for row in rows], settings, require_think_close)
+    scores = _score(recs, [row["response"] for row in rows], settings, require_think_close, env_params)
     table, score_rows, answer_rows = [], [], []
     for j, rec in enumerate(run.records):
         s_row, a_row = [], []

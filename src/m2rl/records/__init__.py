@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,11 +132,22 @@ def chat_tools(tools: Any) -> list[dict[str, Any]] | None:
     return out
 
 
+def _chat_message(m: Mapping[str, Any]) -> dict[str, Any]:
+    """A message as the chat template gets it: an episode's assistant turn as the model wrote it (`text`, its
+    raw output with the call blocks), a tool result with the tool's `name`."""
+    if m["role"] == "assistant" and isinstance(m.get("text"), str):
+        return {"role": "assistant", "content": m["text"]}
+    if m["role"] == "tool" and m.get("name"):
+        return {"role": "tool", "name": m["name"], "content": m["content"]}
+    return {"role": m["role"], "content": m["content"]}
+
+
 def render_chat(tokenizer: Any, messages: Iterable[Mapping[str, Any]], tools: Any = None, *,
                 tokenize: bool = False) -> Any:
     """The prompt as the model sees it: the chat template with the generation prompt, the record's tool
-    schemas passed as `tools=`; without a template, the contents joined (tools listed as JSON first)."""
-    msgs = [{"role": m["role"], "content": m["content"]} for m in messages]
+    schemas passed as `tools=`; without a template, the contents joined (tools listed as JSON first).
+    `messages` may go on past the prompt (an episode so far: assistant turns and `tool` results)."""
+    msgs = [_chat_message(m) for m in messages]
     schemas = chat_tools(tools)
     if getattr(tokenizer, "chat_template", None):
         kwargs = {"tools": schemas} if schemas else {}
@@ -255,3 +266,24 @@ def iter_records(path: str | Path, batch_rows: int = 8192) -> Iterator[dict[str,
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     """Read a whole (small) records parquet into memory."""
     return list(iter_records(path))
+
+
+def tool_results_text(tokenizer: Any, tool_messages: Sequence[Mapping[str, Any]]) -> str:
+    """What follows an assistant turn that ended with its end-of-turn token, up to the next assistant header:
+    the `tool` messages as the chat template renders them after a tool-calling turn (TRL's `_get_tool_suffix_ids`,
+    as text). The model's own turn is kept token for token; only this text is added between turns."""
+    if not tool_messages:
+        raise ValueError("tool_results_text: no tool messages")
+    call = {"type": "function", "function": {"name": tool_messages[0].get("name") or "tool", "arguments": {}}}
+    turn = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "", "tool_calls": [call]}]
+    results = [{"role": "tool", "name": m.get("name") or "tool", "content": m["content"]} for m in tool_messages]
+    prefix = tokenizer.apply_chat_template(turn, tokenize=False)
+    eos = tokenizer.eos_token or ""
+    cut = prefix.rfind(eos) if eos else -1
+    if cut >= 0:
+        prefix = prefix[: cut + len(eos)]
+    full = tokenizer.apply_chat_template(turn + results, tokenize=False, add_generation_prompt=True)
+    if not full.startswith(prefix):
+        raise ValueError("the chat template does not render a conversation's prefix the same way (it cannot run "
+                         "multi-turn episodes)")
+    return full[len(prefix):]

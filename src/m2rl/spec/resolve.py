@@ -2,7 +2,7 @@
 
 Merge methods and their `params`, data sources and their `options` (and the verifier block of a source
 that supplies one), benchmarks and their `options`, analyses, and the training and evaluation backends
-with their `backend_options`: each is looked up in its registry (`m2rl.registry`) and its parameters are
+with their `backend_options`, and the environments of `envs` with their params: each is looked up in its registry (`m2rl.registry`) and its parameters are
 validated against the entry's `Params`. The walk reads the raw mapping, so a typo is reported together
 with every other problem of the spec, one line each, by field path.
 """
@@ -16,6 +16,7 @@ from m2rl.names import DOMAINS
 from m2rl.registry import (
     ANALYSES,
     BENCHMARKS,
+    ENVIRONMENTS,
     EVAL_BACKENDS,
     MERGE_METHODS,
     SOURCES,
@@ -91,4 +92,6 @@ def name_problems(data: Mapping[str, Any]) -> list[str]:
     for name, params in _map(analysis.get("options")).items():
         out += ANALYSES.problems(name, _params(params), where=f"analysis.options.{name}",
                                  params_where=f"analysis.options.{name}")
+    for name, params in _map(data.get("envs")).items():
+        out += ENVIRONMENTS.problems(name, _params(params), where=f"envs.{name}", params_where=f"envs.{name}")
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from m2rl.registry import validation_lines
 from m2rl.spec.analysis import AnalysisSpec
 from m2rl.spec.base import StrictModel
 from m2rl.spec.data import DataSpec
+from m2rl.spec.distill import DistillSpec
 from m2rl.spec.evaluate import EvaluateSpec
 from m2rl.spec.kubernetes import KubernetesSpec
 from m2rl.spec.merge import MergeSpec, unsaved_step
@@ -20,14 +22,23 @@ from m2rl.spec.resolve import name_problems
 from m2rl.spec.rewards import RewardsSpec
 from m2rl.spec.train import TrainSpec
 
+# `register` is also the name of ABCMeta.register (pydantic warns that the field shadows it); the field works.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 
-class TrackingSpec(StrictModel):
-    """Where runs are tracked."""
+    class TrackingSpec(StrictModel):
+        """Where runs are tracked."""
 
-    uri: str | None = Field(
-        default=None, description="MLflow tracking URI; default $MLFLOW_TRACKING_URI or SQLite under work_dir."
-    )
-    experiment: str | None = Field(default=None, description="MLflow experiment; default the study name.")
+        uri: str | None = Field(
+            default=None, description="MLflow tracking URI; default $MLFLOW_TRACKING_URI or SQLite under work_dir."
+        )
+        experiment: str | None = Field(default=None, description="MLflow experiment; default the study name.")
+        register: bool = Field(
+            default=False, description="Register the study's recommended model in the Model Registry (@recommended)."
+        )
+        registered_model: str | None = Field(
+            default=None, min_length=1, description="Registered model name for `register`; default the study name."
+        )
 
 
 class StudySpec(StrictModel):
@@ -39,14 +50,19 @@ class StudySpec(StrictModel):
         description="HF id, local folder, s3:// URI, smollm2-135m-instruct, or random:<preset> (tests).",
     )
     paradigms: list[str] = Field(
-        default_factory=lambda: ["mix", "merge"], description="Which paradigms to run: mix, merge or both."
+        default_factory=lambda: ["mix", "merge"], description="Which paradigms to run: any of mix, merge, distill."
     )
     data: DataSpec = Field(default_factory=DataSpec, description="Domains, sources, split and blend.")
     train: TrainSpec = Field(default_factory=TrainSpec, description="GRPO recipe of every training run.")
     merge: MergeSpec = Field(default_factory=MergeSpec, description="Merges of the single-domain experts.")
+    distill: DistillSpec = Field(default_factory=DistillSpec, description="Multi-teacher on-policy distillation.")
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec, description="Benchmarks and sampling.")
     rewards: RewardsSpec = Field(default_factory=RewardsSpec, description="Scoring of responses (train and eval).")
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec, description="Analyses after evaluation.")
+    envs: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Multi-turn environments' params by name (e.g. workplace_assistant: {data: s3://.../csv}).",
+    )
     tracking: TrackingSpec = Field(default_factory=TrackingSpec, description="MLflow tracking.")
     artifact_root: str = Field(
         default="work/artifacts", description="Local folder or s3://bucket/prefix for every artifact."
@@ -58,7 +74,7 @@ class StudySpec(StrictModel):
     @classmethod
     def _paradigms(cls, v: list[str]) -> list[str]:
         bad = [p for p in v if p not in STUDY_PARADIGMS]
-        if bad or not v:
+        if bad or not v or len(set(v)) != len(v):
             raise ValueError(f"must be a non-empty list of {' / '.join(repr(p) for p in STUDY_PARADIGMS)}, got {v!r}")
         return v
 
@@ -73,6 +89,17 @@ class StudySpec(StrictModel):
     def _merge_needs_methods(self) -> StudySpec:
         if "merge" in self.paradigms and not self.merge.methods:
             raise ValueError("merge.methods: the merge paradigm needs at least one method")
+        return self
+
+    @model_validator(mode="after")
+    def _distill_teachers_are_domains(self) -> StudySpec:
+        """Every `distill.teachers` / `distill.vllm.teacher_urls` entry names a domain of the study."""
+        problems = [f"distill.{where}.{d}: not a domain of this study ({', '.join(self.data.domains)})"
+                    for where, given in (("teachers", self.distill.teachers), ("vllm.teacher_urls",
+                                                                                self.distill.vllm.teacher_urls))
+                    for d in given if d not in self.data.domains]
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @model_validator(mode="after")

@@ -20,6 +20,8 @@ TAG_PARENT, TAG_RUN_NAME = "mlflow.parentRunId", "mlflow.runName"
 # KILLED or FAILED without finishing its body (a signal, or found stale by a later run).
 TAG_OWNER_HOST, TAG_OWNER_PID, TAG_OWNER_START = "m2rl.owner.host", "m2rl.owner.pid", "m2rl.owner.start"
 TAG_END_REASON = "m2rl.end_reason"
+# The MLflow UI's kind of experiment: model training (runs, models, their metrics), not GenAI (traces, agents).
+TAG_EXPERIMENT_KIND, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def default_uri(work_dir: str | Path) -> str:
@@ -65,8 +67,10 @@ def configure(spec: StudySpec | None = None) -> str:
         if uri.startswith("sqlite:///") and spec is not None:
             # Local store: artifacts beside the database, not in the current directory.
             location = (Path(spec.work_dir).resolve() / "mlartifacts").as_uri()
-        exp_id = mlflow.create_experiment(name, artifact_location=location)
+        exp_id = mlflow.create_experiment(name, artifact_location=location, tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND})
     else:
         exp_id = exp.experiment_id
+        if TAG_EXPERIMENT_KIND not in exp.tags:  # the UI shows an experiment of unknown kind as a GenAI one
+            mlflow.MlflowClient().set_experiment_tag(exp_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id

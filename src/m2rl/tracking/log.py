@@ -4,16 +4,60 @@ Everything logs into the run given by id, else into the run active in this proce
 nothing, so a stage function called by a test or a library user without tracking logs nothing. MLflow is
 not even imported then when nothing in the process imported it (there can be no active run without it).
 Batches are cut to MLflow's limits (1000 metrics, 100 params, 100 tags per request).
+
+While a `model_scope` is open (the stage glue opens one around a stage that builds or evaluates a model), every
+metric `log_batch` logs also belongs to that MLflow LoggedModel, and an `eval/<benchmark>/<metric>` metric names
+the benchmark's evaluation dataset: the stage logs as before and its numbers land on the model's row of the
+experiment's Models tab.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
+
+
+@dataclass(frozen=True)
+class ModelScope:
+    """The LoggedModel metrics belong to while the scope is open, and the dataset (an `mlflow.entities.Dataset`)
+    of each benchmark, for `eval/<benchmark>/...` metrics."""
+
+    model_id: str
+    datasets: Mapping[str, Any] = field(default_factory=dict)
+
+    def dataset_of(self, key: str) -> Any | None:
+        parts = key.split("/")
+        return self.datasets.get(parts[1]) if len(parts) == 3 and parts[0] == "eval" else None
+
+
+_SCOPE: contextvars.ContextVar[ModelScope | None] = contextvars.ContextVar("m2rl_model_scope", default=None)
+
+
+@contextlib.contextmanager
+def model_scope(model_id: str | None, datasets: Mapping[str, Any] | None = None) -> Iterator[ModelScope | None]:
+    """Metrics logged by `log_batch` while the block runs belong to LoggedModel `model_id` (no-op for None);
+    `datasets`: benchmark name -> the dataset its `eval/<benchmark>/<metric>` metrics were measured on."""
+    if not model_id:
+        yield None
+        return
+    token = _SCOPE.set(ModelScope(model_id, dict(datasets or {})))
+    try:
+        yield _SCOPE.get()
+    finally:
+        _SCOPE.reset(token)
+
+
+def active_model_id() -> str | None:
+    """The LoggedModel of the open `model_scope`, if any."""
+    scope = _SCOPE.get()
+    return scope.model_id if scope is not None else None
 
 
 def active_run_id() -> str | None:
@@ -46,10 +90,11 @@ def log_batch(
     if rid is None:
         return 0
     from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Param, RunTag
 
     now = int(time.time() * 1000)
-    values = [Metric(k, float(v), now, step) for k, v in sorted((metrics or {}).items())] + list(history)
+    scope = _SCOPE.get()
+    values = [scoped_metric(k, float(v), now, step, scope) for k, v in sorted((metrics or {}).items())] + list(history)
     client = MlflowClient()  # a client binds the tracking URI current at its creation
     for chunk in _chunks(values, MAX_METRICS):
         client.log_batch(rid, metrics=chunk)
@@ -58,6 +103,17 @@ def log_batch(
     for chunk in _chunks([RunTag(k, str(v)) for k, v in (tags or {}).items()], MAX_TAGS):
         client.log_batch(rid, tags=chunk)
     return len(values)
+
+
+def scoped_metric(key: str, value: float, timestamp: int, step: int, scope: ModelScope | None) -> Any:
+    """An MLflow `Metric`, of the scope's model (and benchmark dataset) when there is a scope."""
+    from mlflow.entities import Metric
+
+    if scope is None:
+        return Metric(key, value, timestamp, step)
+    ds = scope.dataset_of(key)
+    return Metric(key, value, timestamp, step, model_id=scope.model_id, dataset_name=ds.name if ds else None,
+                  dataset_digest=ds.digest if ds else None)
 
 
 def log_dict(data: Any, artifact_file: str, *, run_id: str | None = None) -> bool:

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from m2rl import storage
@@ -41,7 +41,7 @@ from m2rl.tracking.config import (
     env_configured,
     env_parent,
 )
-from m2rl.tracking.log import log_batch
+from m2rl.tracking.log import ModelScope, log_batch, scoped_metric
 
 if TYPE_CHECKING:
     from m2rl.spec import StudySpec
@@ -245,21 +245,24 @@ def supersede_children(parent_run_id: str | None, stage: str, item: str) -> None
         client.delete_run(run.info.run_id)
 
 
-def copy_child_run(run_id: str | None, parent_run_id: str, stage: str, item: str) -> str:
-    """A finished copy of a child run (tags, params, metric histories) under another parent run; returns its id.
-    A run that is gone leaves a copy with the stage's tags only."""
+def copy_child_run(run_id: str | None, parent_run_id: str, stage: str, item: str,
+                   model_for: Callable[[str], tuple[str | None, Mapping[str, Any]]] | None = None) -> str:
+    """A finished copy of a child run (tags, params, dataset inputs, metric histories) under another parent run;
+    returns its id. A run that is gone leaves a copy with the stage's tags only. `model_for(new_run_id)`: the
+    LoggedModel (id, benchmark -> dataset) the copied metrics belong to, as in a `model_scope`."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     client = MlflowClient()
     parent = client.get_run(parent_run_id)
     tags = {TAG_STAGE: stage, TAG_TASK: f"{stage}/{item}"}
-    name, params, history = f"{stage}/{item}", {}, []
+    name, params, history, inputs = f"{stage}/{item}", {}, [], []
     try:
         old = client.get_run(run_id) if run_id else None
     except MlflowException:
         old = None
     if old is not None:
+        inputs = list(old.inputs.dataset_inputs) if old.inputs else []
         tags.update({k: v for k, v in old.data.tags.items() if not k.startswith(("mlflow.", "m2rl.owner."))})
         params = dict(old.data.params)
         name = old.data.tags.get(TAG_RUN_NAME, name)
@@ -268,6 +271,12 @@ def copy_child_run(run_id: str | None, parent_run_id: str, stage: str, item: str
     tags.update({TAG_PARENT: parent_run_id, "m2rl.cached_from": run_id or "",
                  TAG_STUDY: parent.data.tags.get(TAG_STUDY, "")})
     new = client.create_run(parent.info.experiment_id, run_name=name, tags=tags).info.run_id
+    if inputs:
+        client.log_inputs(new, datasets=inputs)
+    model_id, datasets = model_for(new) if model_for is not None else (None, {})
+    if model_id:
+        scope = ModelScope(model_id, datasets)
+        history = [scoped_metric(m.key, m.value, m.timestamp, m.step, scope) for m in history]
     log_batch(params=params, history=history, run_id=new)
     client.set_terminated(new, status="FINISHED")
     return new

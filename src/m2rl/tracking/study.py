@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from m2rl.tracking.config import TAG_PARENT, TAG_SPEC_HASH, TAG_STUDY, configure
 from m2rl.tracking.log import log_batch
+from m2rl.tracking.models import describe_study, study_note
 
 if TYPE_CHECKING:
     from m2rl.spec import StudySpec
@@ -29,6 +30,7 @@ def start_study(spec: StudySpec, run_name: str | None = None, spec_path: str | P
         mlflow.log_dict(spec.model_dump(mode="json"), "spec.json")
         if spec_path is not None:
             mlflow.log_artifact(str(spec_path))
+        describe_study(run.info.run_id, study_note(run.info.run_id, study=spec.name))
         return run.info.run_id
 
 

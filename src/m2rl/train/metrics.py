@@ -2,7 +2,8 @@
 
 Names: `train/reward`, `train/<domain>/reward`, `train/kl`, `train/entropy`, `train/response_length`,
 `train/clip_ratio`, `train/throughput` (samples per second), `train/loss`, `train/grad_norm`, `train/lr`,
-`train/reward_std`, `train/step_seconds`; the stage adds `cost/gpu_hours`. Backends translate their own
+`train/reward_std`, `train/step_seconds`, `train/env/tool_calls` and `train/env/tool_errors` (episodes in an
+environment); the stage adds `cost/gpu_hours`. Backends translate their own
 keys (TRL's log dict, OpenRLHF's TensorBoard tags) with the tables below.
 """
 
@@ -15,6 +16,9 @@ from m2rl.train.job import CurvePoint
 
 # The per-domain reward of a batch, as the TRL reward wrapper reports it through `log_metric`.
 TRL_DOMAIN_PREFIX = "domain_reward/"
+# Episodes' mean tool calls and tool errors of a batch played in environments (same wrapper).
+TRL_ENV_PREFIX = "env/"
+ENV_METRICS = ("tool_calls", "tool_errors")
 
 # TRL GRPOTrainer log keys -> M2RL metric names.
 TRL_KEYS = {
@@ -122,6 +126,9 @@ def map_trl_logs(logs: Mapping[str, object], domains: list[str]) -> dict[str, ob
         key = f"{TRL_DOMAIN_PREFIX}{d}"
         if key in logs and logs[key] is not None:
             out[domain_metric(d)] = logs[key]
+    for m in ENV_METRICS:
+        if logs.get(f"{TRL_ENV_PREFIX}{m}") is not None:
+            out[f"train/env/{m}"] = logs[f"{TRL_ENV_PREFIX}{m}"]
     return out
 
 

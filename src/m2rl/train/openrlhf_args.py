@@ -28,6 +28,7 @@ class OpenRLHFPaths:
     ckpt_path: str  # periodic DeepSpeed + HF checkpoints, resumed from (--ckpt.path)
     reward: str  # the reward hook file (`reward_func(queries, prompts, labels)`); train.reward_url overrides it
     tensorboard_dir: str  # event files the MLflow bridge follows
+    agent: str | None = None  # the agent file (`--train.agent_func_path`) when the data holds environment records
 
 
 def world_size(t: TrainSpec) -> int:
@@ -92,7 +93,13 @@ def openrlhf_args(t: TrainSpec, *, steps: int, paths: OpenRLHFPaths, run_name: s
             flag("ds.enable_sleep")
     # Model, reward, data.
     flag("actor.model_name_or_path", paths.pretrain)
-    flag("reward.remote_url", t.reward_url or paths.reward)
+    if paths.agent:  # every sample goes through the agent file, which routes single-turn ones to the hook
+        if t.reward_url:
+            raise TrainError("train.reward_url: the data holds environment records, which OpenRLHF runs through the "
+                             "agent file (`--train.agent_func_path`) with the verifiers in-process; unset reward_url")
+        flag("train.agent_func_path", paths.agent)
+    else:
+        flag("reward.remote_url", t.reward_url or paths.reward)
     # Prompts arrive rendered (`m2rl.records.render_chat`: the chat template with the record's tools), which
     # OpenRLHF's own `--data.apply_chat_template` cannot do (it passes no `tools=`): so no template flag here.
     flag("data.prompt_dataset", paths.prompt_data)

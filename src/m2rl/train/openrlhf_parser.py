@@ -21,6 +21,7 @@ import sys
 import tempfile
 import types
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -30,6 +31,8 @@ from m2rl.train.openrlhf_args import OPENRLHF_PIN
 
 ENTRY_FILE = "openrlhf/cli/train_ppo_ray.py"
 CONFIG_FILE = "openrlhf/utils/config.py"
+AGENT_FILE = "openrlhf/utils/agent.py"  # AgentInstanceBase / MultiTurnAgentExecutor, which drive an agent file
+SOURCE_FILES = (ENTRY_FILE, CONFIG_FILE, AGENT_FILE)
 _STUBBED = ("ray", "openrlhf", "modelscope", "deepspeed", "vllm", "torch", "transformers")
 
 
@@ -56,9 +59,10 @@ class OpenRLHFArgsError(ValueError):
 
 
 def source_dir(version: str = OPENRLHF_PIN, cache: str | Path | None = None) -> Path:
-    """A folder holding OpenRLHF's `train_ppo_ray.py` and `utils/config.py` at `version` (downloaded once)."""
+    """A folder holding OpenRLHF's `train_ppo_ray.py`, `utils/config.py` and `utils/agent.py` at `version`
+    (downloaded once)."""
     root = (Path(cache) if cache else storage.cache_dir()) / "openrlhf" / version
-    if (root / ENTRY_FILE).is_file() and (root / CONFIG_FILE).is_file():
+    if all((root / f).is_file() for f in SOURCE_FILES):
         return root
     with tempfile.TemporaryDirectory(prefix="m2rl-openrlhf-") as tmp:
         proc = subprocess.run(
@@ -73,7 +77,7 @@ def source_dir(version: str = OPENRLHF_PIN, cache: str | Path | None = None) -> 
             raise OpenRLHFSourceError(f"pip download openrlhf=={version} failed: {tail[0]}",
                                       unreachable=any(m in text for m in _NETWORK_ERRORS))
         with storage.atomic_local_dir(root) as out, zipfile.ZipFile(wheels[0]) as zf:
-            for want in (ENTRY_FILE, CONFIG_FILE):
+            for want in SOURCE_FILES:
                 names = [n for n in zf.namelist() if n == want or n.endswith("/" + want)]
                 if not names:
                     raise OpenRLHFSourceError(f"openrlhf=={version}: {want} not found in {wheels[0].name}")
@@ -188,3 +192,41 @@ class OpenRLHFParser:
 
 def load_parser(version: str = OPENRLHF_PIN, cache: str | Path | None = None) -> OpenRLHFParser:
     return OpenRLHFParser(source_dir(version, cache))
+
+
+@contextlib.contextmanager
+def openrlhf_agent_modules(version: str = OPENRLHF_PIN, cache: str | Path | None = None
+                           ) -> Iterator[types.ModuleType]:
+    """OpenRLHF's released `openrlhf/utils/agent.py` (AgentInstanceBase, MultiTurnAgentExecutor), importable as
+    `openrlhf.utils.agent` while the context lasts, so that an agent file (`m2rl/train/openrlhf_agent.py`) can be
+    imported and driven exactly as OpenRLHF drives it. Its logging helper and `aiohttp` (used only by the
+    single-turn executor's HTTP path) are stubbed; `sys.modules` is restored on exit (what was imported inside
+    keeps its references), so nothing later takes the stubs for an installed OpenRLHF. An `openrlhf` package
+    already installed (the GPU image) is used as it is."""
+    if importlib.util.find_spec("openrlhf") is not None:
+        import openrlhf.utils.agent as real
+
+        yield real
+        return
+    import logging
+
+    root = source_dir(version, cache)
+    names = ("openrlhf", "openrlhf.utils", "openrlhf.utils.logging_utils", "openrlhf.utils.agent", "aiohttp")
+    saved = {n: sys.modules[n] for n in names if n in sys.modules}
+    pkg, utils = types.ModuleType("openrlhf"), types.ModuleType("openrlhf.utils")
+    pkg.__path__, utils.__path__ = [], []  # packages holding only what is loaded here
+    logging_utils = types.ModuleType("openrlhf.utils.logging_utils")
+    logging_utils.init_logger = logging.getLogger
+    sys.modules.update({"openrlhf": pkg, "openrlhf.utils": utils, "openrlhf.utils.logging_utils": logging_utils})
+    sys.modules.setdefault("aiohttp", types.ModuleType("aiohttp"))
+    try:
+        spec = importlib.util.spec_from_file_location("openrlhf.utils.agent", root / AGENT_FILE)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["openrlhf.utils.agent"] = module
+        spec.loader.exec_module(module)
+        pkg.utils, utils.agent, utils.logging_utils = utils, module, logging_utils
+        yield module
+    finally:
+        for n in names:
+            sys.modules.pop(n, None)
+        sys.modules.update(saved)

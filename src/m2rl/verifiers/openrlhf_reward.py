@@ -9,7 +9,8 @@ processes with a hard per-item timeout: thread-safe, no signals), and the result
 
 `extra_logs` has the same keys on every call (OpenRLHF averages them over a step):
 `m2rl/<domain>/reward_sum` and `m2rl/<domain>/count` for every domain (the reward and 1 if the sample
-is of that domain, else 0; their ratio is the domain's mean reward), `m2rl/timeout` and `m2rl/error`.
+is of that domain, else 0; their ratio is the domain's mean reward), `m2rl/timeout`, `m2rl/error`, and
+`m2rl/env/tool_calls` / `m2rl/env/tool_errors` (an episode's, from the agent file `openrlhf_agent.py`).
 Environment: `M2RL_REWARD_WORKERS` (processes), `M2RL_REWARD_TIMEOUT` (seconds per item),
 `M2RL_REQUIRE_THINK_CLOSE` (`1`: a response without `</think>` scores 0; the spec's
 `rewards.require_think_close`, set by the openrlhf backend). When that is unset, the spec a RayJob carries
@@ -94,12 +95,21 @@ def score_gated(responses: list[str], labels: list[Any], *, require_think_close:
 
 def reward_func(queries: list[str], prompts: list[str], labels: list[str]) -> dict[str, Any]:
     """OpenRLHF's custom reward signature; returns {"rewards", "scores", "extra_logs"} as tensors."""
-    import torch
 
     responses = [response_of(q, p) for q, p in zip(queries, prompts, strict=True)]
     scores, domains = score_gated(responses, labels, require_think_close=require_think_close(),
                                   workers=_env_number("M2RL_REWARD_WORKERS", int),
                                   timeout=_env_number("M2RL_REWARD_TIMEOUT", float))
+    return reward_result(scores, domains)
+
+
+def reward_result(scores: list[Score], domains: list[str | None], tool_calls: list[int] | None = None,
+                  tool_errors: list[int] | None = None) -> dict[str, Any]:
+    """OpenRLHF's reward dict for scored samples: `rewards`, `scores` and the same `extra_logs` keys on every
+    call (per-domain reward sums and counts, timeouts, errors, and an episode's tool calls and tool errors,
+    0 for a single-turn sample), as tensors."""
+    import torch
+
     values = [s.value for s in scores]
     extra: dict[str, Any] = {}
     for d in DOMAINS:
@@ -108,5 +118,7 @@ def reward_func(queries: list[str], prompts: list[str], labels: list[str]) -> di
         extra[f"m2rl/{d}/count"] = torch.tensor(hit)
     extra["m2rl/timeout"] = torch.tensor([1.0 if s.details.get("timeout") else 0.0 for s in scores])
     extra["m2rl/error"] = torch.tensor([1.0 if s.details.get("error") else 0.0 for s in scores])
+    extra["m2rl/env/tool_calls"] = torch.tensor([float(n) for n in (tool_calls or [0] * len(scores))])
+    extra["m2rl/env/tool_errors"] = torch.tensor([float(n) for n in (tool_errors or [0] * len(scores))])
     rewards = torch.tensor(values, dtype=torch.float32)
     return {"rewards": rewards, "scores": rewards.clone(), "extra_logs": extra}

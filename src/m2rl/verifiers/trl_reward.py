@@ -3,7 +3,8 @@
 TRL passes every dataset column as a keyword list aligned with `completions`. The record comes from
 the columns `label` and `verifier` (a mapping or JSON text; plus `domain` and `id` when present), or
 from one encoded `label` column (`m2rl.verifiers.encode_label`). A completion is text, or a
-conversational list of messages (the assistant messages' text is scored). Scoring goes through
+conversational list of messages (the assistant messages' text is scored, with the tool calls TRL parsed
+out of a turn written back as `<tool_call>` blocks). Scoring goes through
 `score_batch` (worker processes, a hard per-item timeout). Returns one float in [0, 1] per completion.
 `require_think_close=True` (the spec's `rewards.require_think_close`; the trl backend binds it) scores a
 completion without `</think>` 0.
@@ -25,12 +26,37 @@ def completion_text(completion: Any) -> str:
     if isinstance(completion, str):
         return completion
     if isinstance(completion, Mapping):
-        return _content(completion.get("content"))
+        return _content(completion.get("content")) + _calls(completion.get("tool_calls"))
     if isinstance(completion, Sequence):
         msgs = [m for m in completion if isinstance(m, Mapping)]
         said = [m for m in msgs if m.get("role", "assistant") == "assistant"] or msgs
-        return "".join(_content(m.get("content")) for m in said)
+        return "".join(_content(m.get("content")) + _calls(m.get("tool_calls")) for m in said)
     return "" if completion is None else str(completion)
+
+
+def _calls(tool_calls: Any) -> str:
+    """Calls TRL parsed out of an assistant turn (when the run offers tools), written back as the Hermes
+    `<tool_call>` blocks the model produced, so a tool-call verifier reads them from the text."""
+    if not isinstance(tool_calls, Sequence) or isinstance(tool_calls, str):
+        return ""
+    out = []
+    for tc in tool_calls:
+        fn = tc.get("function", tc) if isinstance(tc, Mapping) else None
+        if isinstance(fn, Mapping) and fn.get("name"):
+            args = fn.get("arguments", {})
+            call = {"name": fn["name"], "arguments": json.loads(args) if _is_json_text(args) else args}
+            out.append("<tool_call>\n" + json.dumps(call, ensure_ascii=False) + "\n</tool_call>")
+    return "".join(out)
+
+
+def _is_json_text(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        json.loads(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _content(content: Any) -> str:

@@ -32,11 +32,14 @@ from typing import Any
 from m2rl import storage, tracking
 from m2rl.names import Layout
 from m2rl.spec import StudySpec, spec_from_dict
+from m2rl.workflow import plan
 from m2rl.workflow.plan import MODEL_STAGES
 
 RECORD_FILE = "_m2rl_stage.json"
 EVENTS_ENV = "M2RL_EVENTS"
 NO_CACHE_ENV = "M2RL_NO_CACHE"
+# Stages of a model (`MODEL_STAGES`) that write its checkpoint: the stage run is its LoggedModel's source run.
+CHECKPOINT_STAGES = tuple(s for s in MODEL_STAGES if s != "evaluate")
 
 
 class StageError(RuntimeError):
@@ -155,8 +158,10 @@ class StageContext:
             tracking.supersede_children(self.parent_run_id, stage, item)
             model = item if stage in MODEL_STAGES else None
             with tracking.stage_run(stage, model=model, parent_run_id=self.parent_run_id,
-                                    tags={tracking.TAG_TASK: f"{stage}/{item}"}) as active, self._parent_env():
+                                    tags={tracking.TAG_TASK: f"{stage}/{item}"}) as active, self._parent_env(), \
+                    self._entities(stage, item, out, inputs, active.info.run_id) as finish:
                 summary = work()
+                finish(summary)
             run_id = active.info.run_id
         except BaseException as exc:
             emit("failed", stage, item, error=f"{type(exc).__name__}: {exc}")
@@ -168,6 +173,129 @@ class StageContext:
         storage.write_text(storage.join(out, RECORD_FILE), json.dumps(record, indent=1, default=str))
         emit("done", stage, item, uri=out, seconds=round(seconds, 3))
         return StageOutcome(stage, item, out, fp, False, summary, run_id, seconds)
+
+    @contextlib.contextmanager
+    def _entities(self, stage: str, item: str, out: str, inputs: list[str],
+                  run_id: str) -> Iterator[Callable[[dict[str, Any]], None]]:
+        """MLflow's entities of a stage run (see `m2rl.tracking.models` and `.datasets`): a stage that writes a
+        model's checkpoint begins its LoggedModel (PENDING: the metrics the stage logs belong to it) and
+        finishes it READY (FAILED when the stage fails) with the card's figures and the dataset it trained on;
+        an evaluation's metrics belong to its model and name their benchmark's dataset, its samples become a
+        table; the data stage records its splits; the report describes the parent run and, with
+        `tracking.register`, registers the recommended model. Yields the call that takes the stage's summary."""
+        finished: list[dict[str, Any]] = []
+        model_id, datasets = None, {}
+        if self.parent_run_id and stage in CHECKPOINT_STAGES:
+            model_id = tracking.begin_model(item, out, parent_run_id=self.parent_run_id, run_id=run_id,
+                                            parents=self._model_parents(inputs))
+        elif self.parent_run_id and stage == "evaluate":
+            model_id = self._ensure_model(item, inputs[0] if inputs else self.layout.model(item), run_id)
+            datasets = self._eval_datasets()
+            tracking.log_datasets(run_id, [(d, tracking.CONTEXT_EVAL) for d in datasets.values()], models=[model_id])
+        try:
+            with tracking.model_scope(model_id, datasets):
+                yield finished.append
+        except BaseException:
+            if model_id and stage in CHECKPOINT_STAGES:
+                with contextlib.suppress(Exception):  # the stage's own error is the one to report
+                    tracking.finish_model(model_id, run_id=run_id, ok=False)
+            raise
+        summary = finished[0] if finished else {}
+        if stage == "data":
+            tracking.log_datasets(run_id, list(tracking.data_datasets(out, summary, self.layout).values()))
+        elif model_id and stage in CHECKPOINT_STAGES:
+            trained_on = self._train_dataset(summary)
+            if trained_on is not None:
+                tracking.log_datasets(run_id, [(trained_on, tracking.CONTEXT_TRAIN)])
+            tracking.finish_model(model_id, run_id=run_id, card=summary)
+        elif stage == "evaluate":
+            samples = {b: storage.join(out, b, "samples.parquet") for b in summary.get("benchmarks", {})}
+            tracking.log_samples_table(run_id, {b: u for b, u in samples.items() if storage.exists(u)})
+        elif stage == "report" and self.parent_run_id:
+            self._report_entities(out, summary)
+
+    def _model_parents(self, inputs: list[str]) -> list[str]:
+        """The study models whose checkpoints a stage reads (a merge's experts)."""
+        by_uri = {self.layout.model(n): n for n in plan.plan(self.spec).models}
+        return [by_uri[u] for u in inputs if u in by_uri]
+
+    def _ensure_model(self, name: str, checkpoint: str, run_id: str) -> str:
+        """The study's LoggedModel of `name`, created from its checkpoint's stage record when there is none (the
+        base model: its source run is the parent run)."""
+        rec = (read_record(checkpoint) if checkpoint.startswith(("/", "s3://")) else None) or {}
+        return tracking.ensure_model(name, checkpoint, parent_run_id=self.parent_run_id, run_id=run_id,
+                                     card=rec.get("summary") or {}, parents=self._model_parents(rec.get("inputs") or []),
+                                     source_run_id=None if rec else self.parent_run_id)
+
+    def _data_datasets(self) -> dict[str, Any]:
+        """The data stage's datasets (name -> (dataset, context)): those its run recorded (no file is hashed
+        again), else from its card; {} before it ran."""
+        rec = read_record(self.layout.data)
+        recorded = tracking.run_datasets(rec["mlflow_run_id"]) if rec and rec.get("mlflow_run_id") else {}
+        if recorded:
+            return recorded
+        try:
+            card = json.loads(storage.read_text(storage.join(self.layout.data, "data_card.json")))
+        except (storage.StorageError, json.JSONDecodeError):
+            return {}
+        return tracking.data_datasets(self.layout.data, card, self.layout)
+
+    def _train_dataset(self, card: dict[str, Any]) -> Any | None:
+        """The dataset a training card names (`data`): the data stage's split of that file, else the file."""
+        uri = card.get("data")
+        if not isinstance(uri, str) or not storage.exists(uri):
+            return None
+        for ds, _ in self._data_datasets().values():
+            if json.loads(ds.source).get("uri") == uri:
+                return ds
+        return tracking.dataset(Path(uri).stem, uri, {"num_rows": card.get("records")})
+
+    def _eval_datasets(self) -> dict[str, Any]:
+        """Benchmark -> the dataset it evaluates on: the data stage's eval split it reads, its own file, else
+        (a hub benchmark) its name and source with a digest of its settings."""
+        from m2rl.evaluate.registry import EvalError, get_benchmark
+        from m2rl.evaluate.stage import study_benchmarks
+
+        splits = {json.loads(ds.source).get("uri"): ds for ds, _ in self._data_datasets().values()}
+        out = {}
+        for b in study_benchmarks(self.spec):
+            profile = {"benchmark": b.name, "limit": b.limit, "k": b.k}
+            if b.path and b.path in splits:
+                out[b.name] = splits[b.path]
+            elif b.path and (storage.exists(b.path) or _has_files(b.path)):
+                out[b.name] = tracking.dataset(b.name, b.path, profile)
+            else:
+                try:
+                    hub = get_benchmark(b.name).hub_id
+                except EvalError:
+                    hub = None
+                out[b.name] = tracking.dataset(b.name, hub or f"m2rl:{b.name}", profile, source_type="hugging_face"
+                                               if hub else "code", digest=tracking.spec_digest(b.model_dump()))
+        return out
+
+    def _report_entities(self, out: str, summary: dict[str, Any]) -> None:
+        """The parent run's description (verdict, how to compare) and, with `tracking.register`, the recommended
+        model in the Model Registry with the report attached."""
+        parent = self.parent_run_id
+        verdict = summary.get("verdict") if isinstance(summary.get("verdict"), list) else None
+        recommended = None
+        try:
+            analysis = json.loads(storage.read_text(storage.join(out, "analysis.json")))
+        except (storage.StorageError, json.JSONDecodeError):
+            analysis = {}
+        models = {m.name: m for m in tracking.study_models(parent) if str(m.status) == "READY"}
+        pick = tracking.recommend(analysis.get("verdict") or {}, models)
+        if pick is not None and pick[0] in models:
+            recommended = pick[0]
+            if self.spec.tracking.register:
+                with storage.scratch_dir("report-" + parent) as tmp:
+                    for f in ("report.html", "report.md"):
+                        if storage.exists(storage.join(out, f)):
+                            (tmp / f).write_bytes(storage.read_bytes(storage.join(out, f)))
+                    tracking.register_recommended(self.spec.tracking.registered_model or self.spec.name,
+                                                  models[recommended], why=pick[1], report_dir=str(tmp))
+        tracking.describe_study(parent, tracking.study_note(parent, study=self.spec.name, verdict=verdict,
+                                                            recommended=recommended))
 
     @contextlib.contextmanager
     def _parent_env(self) -> Iterator[None]:
@@ -190,10 +318,31 @@ class StageContext:
         if not self.parent_run_id or rec.get("parent_run_id") == self.parent_run_id:
             return old
         self._configure_tracking()
-        new = tracking.copy_child_run(old, self.parent_run_id, rec.get("stage", ""), rec.get("item", ""))
+        stage, item = rec.get("stage", ""), rec.get("item", "")
+
+        def model_for(run_id: str) -> tuple[str | None, dict[str, Any]]:
+            """The copy's LoggedModel in the new study (created from the stage record for a checkpoint stage)."""
+            if stage in CHECKPOINT_STAGES:  # its cost metrics come from the card; the copied history stays the run's
+                tracking.ensure_model(item, out, parent_run_id=self.parent_run_id, run_id=run_id,
+                                      card=rec.get("summary") or {}, parents=self._model_parents(rec.get("inputs") or []))
+                return None, {}
+            if stage == "evaluate":
+                inputs = rec.get("inputs") or []
+                return self._ensure_model(item, inputs[0] if inputs else self.layout.model(item), run_id), \
+                    self._eval_datasets()
+            return None, {}
+
+        new = tracking.copy_child_run(old, self.parent_run_id, stage, item, model_for=model_for)
         updated = {**rec, "mlflow_run_id": new, "parent_run_id": self.parent_run_id}
         storage.write_text(storage.join(out, RECORD_FILE), json.dumps(updated, indent=1, default=str))
         return new
+
+
+def _has_files(uri: str) -> bool:
+    try:
+        return bool(storage.list_files(uri))
+    except (storage.StorageError, OSError):
+        return False
 
 
 def publish(outcome: StageOutcome, artifact: Any, text: str | None = None) -> None:

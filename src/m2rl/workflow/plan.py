@@ -1,9 +1,9 @@
-"""The plan of a study's DAG: data -> train per domain + mixed -> merge per method -> evaluate per model ->
-analyze -> report.
+"""The plan of a study's DAG: data -> train per domain + mixed -> merge per method and distill (after the
+experts it distils) -> evaluate per model -> analyze -> report.
 
 The domains, merge methods and models are known from the spec, so the plan names every task before anything
 runs: `pipelines` turns it into one KFP task each, `m2rl run` shows one progress row each. Variants: `study`
-(the spec's paradigms), `mix` and `merge` (one paradigm only).
+(the spec's paradigms), `mix`, `merge` and `distill` (one paradigm only; distill trains the experts it needs).
 """
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from m2rl.names import BASE, MIX, STUDY_PARADIGMS, merge_name, parse_model_name, run_model
+from m2rl.names import BASE, DISTILL, MIX, STUDY_PARADIGMS, merge_name, parse_model_name, run_model
 from m2rl.spec import StudySpec
 
 # The paradigms each pipeline variant runs (None: the spec's).
-VARIANTS: dict[str, tuple[str, ...] | None] = {"study": None, "mix": ("mix",), "merge": ("merge",)}
-GPU_STAGES = ("train", "evaluate")
+VARIANTS: dict[str, tuple[str, ...] | None] = {"study": None, "mix": ("mix",), "merge": ("merge",),
+                                               "distill": ("distill",)}
+GPU_STAGES = ("train", "distill", "evaluate")
 # Stages whose item is a model name (m2rl.names): their MLflow runs carry the model's tags.
-MODEL_STAGES = ("train", "merge", "evaluate")
+MODEL_STAGES = ("train", "merge", "distill", "evaluate")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Plan:
     runs: tuple[str, ...]  # training runs: each domain (the experts, for merge), then `mix`
     experts: tuple[str, ...]  # the domains whose experts the merges take
     merges: tuple[str, ...]  # merge labels
+    teachers: tuple[str, ...] = ()  # the domains whose expert the distill task takes as teacher
+    distill: bool = False  # whether the plan distils the experts into the base (model `distill`)
 
     @property
     def trained(self) -> list[str]:
@@ -61,16 +64,21 @@ class Plan:
         return [merge_name(label) for label in self.merges]
 
     @property
+    def distilled(self) -> list[str]:
+        return [DISTILL] if self.distill else []
+
+    @property
     def models(self) -> list[str]:
-        """Every trained or merged model (the base excluded), in pipeline order."""
-        return [*self.trained, *self.merged]
+        """Every trained, merged or distilled model (the base excluded), in pipeline order."""
+        return [*self.trained, *self.merged, *self.distilled]
 
     @property
     def steps(self) -> list[Step]:
         """Every task, in a valid run order."""
         return [Step("data", "data"), *(Step("train", m) for m in self.trained),
-                *(Step("merge", m) for m in self.merged), *(Step("evaluate", m) for m in [BASE, *self.models]),
-                Step("analyze", "analyze"), Step("report", "report")]
+                *(Step("merge", m) for m in self.merged), *(Step("distill", m) for m in self.distilled),
+                *(Step("evaluate", m) for m in [BASE, *self.models]), Step("analyze", "analyze"),
+                Step("report", "report")]
 
 
 def variant_paradigms(spec: StudySpec, variant: str = "study") -> tuple[str, ...]:
@@ -84,11 +92,14 @@ def plan(spec: StudySpec, variant: str = "study") -> Plan:
     paradigms = variant_paradigms(spec, variant)
     bad = [p for p in paradigms if p not in STUDY_PARADIGMS]
     if bad or not paradigms:
-        raise ValueError(f"paradigms: must be a non-empty list of 'mix' / 'merge', got {list(paradigms)!r}")
+        raise ValueError(f"paradigms: must be a non-empty list of {' / '.join(STUDY_PARADIGMS)}, got {list(paradigms)!r}")
     experts = tuple(spec.domains) if "merge" in paradigms else ()
-    runs = experts + ((MIX,) if "mix" in paradigms else ())
+    distill = "distill" in paradigms
+    teachers = tuple(d for d in spec.domains if d not in spec.distill.teachers) if distill else ()
+    trained = tuple(d for d in spec.domains if d in experts or d in teachers)
+    runs = trained + ((MIX,) if "mix" in paradigms else ())
     merges = tuple(m.label for m in spec.merge.methods) if "merge" in paradigms else ()
-    return Plan(paradigms, runs, experts, merges)
+    return Plan(paradigms, runs, experts, merges, teachers, distill)
 
 
 def steps(spec: StudySpec, variant: str = "study") -> list[Step]:
@@ -99,6 +110,11 @@ def steps(spec: StudySpec, variant: str = "study") -> list[Step]:
 def pipeline_name(spec: StudySpec, variant: str = "study") -> str:
     base = re.sub(r"[^a-z0-9-]+", "-", spec.name.lower()).strip("-") or "m2rl"
     return base if variant == "study" else f"{base}-{variant}"
+
+
+def teacher_input(domain: str) -> str:
+    """The distill component's input for the teacher of `domain` (the study's expert; one per domain)."""
+    return f"teacher_{domain}"
 
 
 def expert_input(domain: str) -> str:

@@ -1,4 +1,5 @@
-"""Cost: GPU-hours of every training run (CPU-hours on a CPU machine) and mix / sum of single-domain runs.
+"""Cost: GPU-hours of every training run (CPU-hours on a CPU machine) and mix / sum of single-domain runs;
+the distillation run's own (`distill_gpu_hours`; the paradigm also needs the experts it distils).
 
 GPU-hours come from the train cards (GPUs x wall hours). The merge paradigm costs the sum of the
 single-domain runs (merging itself is a CPU job of minutes and is not counted), as in the paper's table.
@@ -40,6 +41,7 @@ def cost(ctx: AnalysisContext) -> dict[str, Any]:
     runs.sort(key=lambda r: (PARADIGM_ORDER.get(r["paradigm"], 9), rank.get(r["run"].split("-", 1)[-1], 99), r["run"]))
     singles = [r for r in runs if r["paradigm"] == "single"]
     mixes = [r for r in runs if r["paradigm"] == "mix"]
+    distills = [r for r in runs if r["paradigm"] == "distill"]
     singles_total = sum(r["gpu_hours"] for r in singles) if singles else None
     mix_total = sum(r["gpu_hours"] for r in mixes) if mixes else None
     ratio = mix_total / singles_total if mix_total is not None and singles_total else None
@@ -49,6 +51,7 @@ def cost(ctx: AnalysisContext) -> dict[str, Any]:
         "mix_gpu_hours": mix_total,
         "singles_gpu_hours": singles_total,
         "merge_gpu_hours": singles_total,
+        "distill_gpu_hours": sum(r["gpu_hours"] for r in distills) if distills else None,
         "mix_over_singles": ratio,
         "total_gpu_hours": sum(r["gpu_hours"] for r in runs),
     }

@@ -176,7 +176,7 @@ def _generate(model, tok, prompt_ids: list[int], max_new: int) -> list[int]:
 
 def references_of(ctx: AnalysisContext, name: str) -> list[str]:
     refs = [ctx.base.name]
-    if ctx.models[name].paradigm in ("mix", "merge"):
+    if ctx.models[name].paradigm in ("mix", "merge", "distill"):
         refs += [m.name for m in ctx.by_paradigm("single")]
     return refs
 
@@ -184,7 +184,7 @@ def references_of(ctx: AnalysisContext, name: str) -> list[str]:
 def visit_order(ctx: AnalysisContext) -> list[str]:
     """Every model once, each policy before the references it is compared with: mixed and merged
     models, then the rest (experts: policies, and references of the former), then the base."""
-    combined = [n for n in ctx.models if ctx.models[n].paradigm in ("mix", "merge")]
+    combined = [n for n in ctx.models if ctx.models[n].paradigm in ("mix", "merge", "distill")]
     return combined + [n for n in ctx.models if n not in combined] + [ctx.base.name]
 
 

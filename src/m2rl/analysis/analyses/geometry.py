@@ -1,4 +1,4 @@
-"""Weight-space geometry of the task vectors tau = theta - theta_base (experts, mix, merges).
+"""Weight-space geometry of the task vectors tau = theta - theta_base (experts, mix, merges, distill).
 
 Streams tensor by tensor, row chunk by row chunk (at most `CHUNK_ELEMENTS` values per model in memory),
 accumulating in one pass: L2 norms per module type, the exact Gram matrix of the task vectors (cosine),

@@ -37,7 +37,7 @@ def agreement(model_scores: dict[str, float], expert_scores: dict[str, float]) -
 @register("inheritance")
 def inheritance(ctx: AnalysisContext) -> dict[str, Any]:
     rows = []
-    compared = [m.name for m in ctx.models.values() if m.paradigm in ("mix", "merge")]
+    compared = [m.name for m in ctx.models.values() if m.paradigm in ("mix", "merge", "distill")]
     for bench in ctx.benchmarks():
         domain = ctx.bench_domain(bench)
         expert = ctx.expert_for(domain)
@@ -54,7 +54,7 @@ def inheritance(ctx: AnalysisContext) -> dict[str, Any]:
     if not rows:
         return {"skipped": "needs a single-domain expert and a mixed or merged model with samples"}
     summary = {}
-    for paradigm in ("mix", "merge"):
+    for paradigm in ("mix", "merge", "distill"):
         kappas = [r["kappa"] for r in rows if r["paradigm"] == paradigm and r["kappa"] is not None]
         if kappas:
             summary[paradigm] = {"mean_kappa": float(np.mean(kappas)),

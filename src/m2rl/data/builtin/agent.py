@@ -4,13 +4,20 @@ the request (every argument value is stated in it, every tool parameter is requi
 
 The verifier block carries `ground_truth` (the calls, in the order the user asks for them) and `tools`
 (the schemas shown to the model).
+
+Opt-in kind `workplace` (`options.kinds: [workplace]`): multi-turn environment records on the generated
+workplace sandbox (`m2rl.envs`, `verifier.type: env`): a one-call action on a stated id, or a look-up
+(search the inbox, the calendar, the tasks, the CRM) then the action; the ground truth is computed from the
+sandbox by `m2rl.envs.workplace.tasks`, the reward is the sandbox's end state. The offered tools (the task's
+toolkit) are named in `verifier.tools`; the episode gives their schemas to the chat template's `tools=`
+(`Environment.tool_schemas`), the system message only states the date and how to answer.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -274,11 +281,39 @@ def tool_task(rng: random.Random) -> AgentProblem:
     return AgentProblem(system, user, tuple(shown), calls)
 
 
-def problems(rng: random.Random, count: int) -> list[AgentProblem]:
-    return draw_unique([tool_task], count, rng, lambda p: p.user)
+@dataclass(frozen=True)
+class WorkplaceProblem:
+    """A multi-turn task on the generated workplace sandbox (`m2rl.envs`, environment `workplace_assistant`)."""
+
+    system: str
+    user: str
+    tools: tuple[str, ...]  # the offered tools, by name: the episode passes their schemas to the chat template
+    task: Any  # m2rl.envs.workplace.tasks.Task
 
 
-def to_record(p: AgentProblem) -> dict[str, Any]:
+def workplace(rng: random.Random) -> WorkplaceProblem:
+    """Opt-in kind: look a row up in the generated workplace sandbox and act on it (or act on a given id)."""
+    from m2rl.envs.workplace import tasks
+
+    task = tasks.draw(rng)
+    return WorkplaceProblem(tasks.SYSTEM + " " + tasks.INSTRUCTION, task.user, tuple(tasks.TOOLKIT_TOOLS[task.toolkit]),
+                            task)
+
+
+KINDS = (tool_task,)
+EXTRA_KINDS = (workplace,)  # drawn only when asked for by name (options.kinds: [workplace])
+
+
+def problems(rng: random.Random, count: int, kinds: Sequence[Callable] = KINDS) -> list[Any]:
+    return draw_unique(list(kinds), count, rng, lambda p: p.user)
+
+
+def to_record(p: AgentProblem | WorkplaceProblem) -> dict[str, Any]:
+    if isinstance(p, WorkplaceProblem):
+        return {"prompt": chat(p.user, system=p.system), "label": "",
+                "verifier": {"type": "env", "env": "workplace_assistant", "sandbox": "generated", "sandbox_seed": 0,
+                             "ground_truth": p.task.ground_truth(), "category": f"workplace_assistant_{p.task.toolkit}",
+                             "kind": p.task.level, "tools": list(p.tools)}}
     return {"prompt": chat(p.user, system=p.system), "label": "",
             "verifier": {"type": "tool_calls", "ground_truth": [json.loads(json.dumps(c)) for c in p.calls],
                          "tools": [json.loads(json.dumps(t)) for t in p.tools]}}

@@ -5,7 +5,8 @@ and per domain: `expected_answer` (math answer / MCQA letter, with `options`: a 
 `{letter: text}` dicts, stored as the texts in letter order), `instruction_id_list` + `kwargs`
 (instruction following), `verifier_metadata.unit_tests` {inputs, outputs} (+ `fn_name`) (code),
 `ground_truth` tool calls and `responses_create_params.tools` (agent: the tool schemas go to the record's
-`tools`, which the chat template renders, and to `verifier.tools`). Structured-output rows are dropped on
+`tools`, which the chat template renders; the row becomes a multi-turn `workplace_assistant` environment
+record, or with `options.workbench: tool_calls` a single-turn `tool_calls` record with `verifier.tools`). Structured-output rows are dropped on
 purpose.
 
 Placeholder rows. The DAPO-17k and Skywork math subsets ship as `{"dataset": ..., "_hf_placeholder":
@@ -87,6 +88,12 @@ def _default_placeholder_sources() -> dict[str, PlaceholderSource]:
 
 class NemotronOptions(StrictModel):
     """Options of the nemotron_rl_blend source."""
+
+    workbench: Literal["env", "tool_calls"] = Field(
+        default="env",
+        description="Workbench rows as multi-turn workplace_assistant episodes (env, as the paper trains them) "
+                    "or as single-turn tool_calls matches of their ground-truth calls.",
+    )
 
     placeholder_sources: dict[str, PlaceholderSource] = Field(
         default_factory=_default_placeholder_sources,
@@ -178,8 +185,12 @@ def _tool_calls(gt: Any) -> list[dict[str, Any]]:
     return calls
 
 
-def adapt_row(row: Any, rid: str) -> dict[str, Any] | None:
-    """One blend row -> a unified record, None for a dropped dataset; RowError when it is bad."""
+def adapt_row(row: Any, rid: str, workbench: str = "env") -> dict[str, Any] | None:
+    """One blend row -> a unified record, None for a dropped dataset; RowError when it is bad.
+
+    A workbench row becomes an environment record (`workbench="env"`: `verifier = {"type": "env", "env":
+    "workplace_assistant", "sandbox": "workbench", "ground_truth", "category", "environment_name"}`, scored by
+    the episode's end state) or a single-turn `tool_calls` record (`workbench="tool_calls"`)."""
     if not isinstance(row, dict):
         raise RowError("row is not a JSON object")
     dataset = _require(row, "dataset", str)
@@ -188,6 +199,7 @@ def adapt_row(row: Any, rid: str) -> dict[str, Any] | None:
         return None
     prompt = _prompt(row)
     label = ""
+    tools = None
     if domain == "math":
         label = str(_require(row, "expected_answer", (str, int, float)))
         verifier: dict[str, Any] = {"type": "math"}
@@ -221,14 +233,19 @@ def adapt_row(row: Any, rid: str) -> dict[str, Any] | None:
         if fn_name:
             verifier["unit_tests"]["fn_name"] = fn_name
     else:  # agent
-        verifier = {"type": "tool_calls", "ground_truth": _tool_calls(_require(row, "ground_truth", (list, str, dict)))}
+        calls = _tool_calls(_require(row, "ground_truth", (list, str, dict)))
         tools = _tools(row)
-        if tools:
-            verifier["tools"] = tools
+        if workbench == "env":
+            verifier = {"type": "env", "env": "workplace_assistant", "sandbox": "workbench", "ground_truth": calls}
+            verifier.update({k: row[k] for k in ("category", "environment_name") if isinstance(row.get(k), str)})
+        else:
+            verifier = {"type": "tool_calls", "ground_truth": calls}
+            if tools:
+                verifier["tools"] = tools
     rec = {"id": str(row.get("id") or row.get("uuid") or rid), "domain": domain, "prompt": prompt,
            "label": label, "verifier": verifier, "source": f"nemotron_rl_blend:{dataset}"}
-    if domain == "agent" and verifier.get("tools"):
-        rec["tools"] = verifier["tools"]
+    if domain == "agent" and tools:
+        rec["tools"] = tools
     return rec
 
 
@@ -447,7 +464,7 @@ def nemotron_rl_blend(source: SourceSpec, domain: str | None, domains: frozenset
                     continue  # a row of a domain this listing does not want: not adapted, not rejected
                 if isinstance(row, dict) and "_hf_placeholder" in row:
                     row = resolve(row)
-                rec = adapt_row(row, f"{Path(file).stem}-{lineno}")
+                rec = adapt_row(row, f"{Path(file).stem}-{lineno}", options.workbench)
             except (RowError, json.JSONDecodeError, UnicodeDecodeError) as exc:
                 yield Reject(file=file, line=lineno, reason=str(exc), source="nemotron_rl_blend")
                 continue

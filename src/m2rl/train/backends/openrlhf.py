@@ -27,7 +27,12 @@ their OpenRLHF reward file (`m2rl/verifiers/openrlhf_reward.py`, `reward_func(qu
 loaded by path; it also reports each domain's reward in `extra_logs`), or the reward service when
 `train.reward_url` is set. `rewards.require_think_close` reaches the hook as `M2RL_REQUIRE_THINK_CLOSE` (set
 for OpenRLHF and the Ray head this backend starts; in a RayJob the hook reads the spec the job carries), and a
-reward service is asked (`GET /health`) to score the same way before the run starts.
+reward service is asked (`GET /health`) to score the same way before the run starts. When the job's records
+include environment records (multi-turn episodes, `m2rl.envs`), the run takes M2RL's agent file instead
+(`--train.agent_func_path m2rl/train/openrlhf_agent.py`, OpenRLHF's `MultiTurnAgentExecutor`): it plays
+each environment record's episode and scores every single-turn record through the same reward hook; the
+spec's `envs:` reach it as `M2RL_ENV_PARAMS`, and the prompts are rendered by a template that renders tool
+calls (`m2rl.models.ensure_tool_calling`).
 """
 
 from __future__ import annotations
@@ -66,6 +71,23 @@ def reward_hook_path() -> str:
     return str(Path(hook.__file__).resolve())
 
 
+def agent_file_path() -> str:
+    """Path of the agent file OpenRLHF loads (`--train.agent_func_path <file>.py`) for environment records."""
+    import m2rl.train as train_pkg
+
+    return str(Path(train_pkg.__file__).resolve().parent / "openrlhf_agent.py")
+
+
+def has_env_records(data: str | Path | None) -> bool:
+    """Whether a records file (present on local disk) holds environment records (`verifier.type == "env"`)."""
+    if not data or not Path(data).exists():
+        return False
+    from m2rl.envs import is_env_record
+    from m2rl.records import iter_records
+
+    return any(is_env_record(rec) for rec in iter_records(data))
+
+
 def planned_base(base: str) -> str:
     """Where the base model will be on local disk: an s3:// base is fetched to the cache (storage.fetch_dir)."""
     if storage.is_s3(base):
@@ -85,16 +107,21 @@ def job_paths(job: TrainJob) -> OpenRLHFPaths:
         ckpt_path=str(job.scratch / "ckpt") if remote_ckpt else str(job.checkpoint_dir),
         reward=reward_hook_path(),
         tensorboard_dir=str(job.scratch / "tensorboard"),
+        agent=agent_file_path() if has_env_records(job.data_local) else None,
     )
 
 
 def write_prompts(job: TrainJob, path: str | Path, tokenizer: Any) -> int:
     """The job's prompt file: exactly steps x rollout_batch_size prompts, the records reshuffled every pass,
     each prompt rendered by `tokenizer`'s chat template with the record's tools."""
+    from m2rl.envs import is_env_record
+    from m2rl.models import ensure_tool_calling
     from m2rl.records import read_records, render_chat
     from m2rl.verifiers import encode_label
 
     records = read_records(job.data_local)
+    if any(is_env_record(rec) for rec in records):  # episodes: the template renders tool calls and results
+        ensure_tool_calling(tokenizer)
     rendered = [render_chat(tokenizer, rec["prompt"], rec.get("tools")) for rec in records]
     need = job.steps * job.train.rollout_batch_size
     rng = random.Random(job.train.seed)
@@ -152,9 +179,13 @@ def runtime_env(extra_env: dict[str, str] | None = None) -> dict[str, Any]:
 
 def reward_env(job: TrainJob) -> dict[str, str]:
     """Environment of OpenRLHF and its Ray workers that the reward hook reads (`m2rl/verifiers/openrlhf_reward.py`)."""
+    from m2rl.envs import ENV_PARAMS_VAR
     from m2rl.verifiers.openrlhf_reward import THINK_ENV
 
-    return {THINK_ENV: "1" if job.spec.rewards.require_think_close else "0"}
+    env = {THINK_ENV: "1" if job.spec.rewards.require_think_close else "0"}
+    if job.spec.envs:  # the environments' params, for the agent file and the `env` verifier in workers
+        env[ENV_PARAMS_VAR] = json.dumps(job.spec.envs, sort_keys=True)
+    return env
 
 
 def check_reward_service(url: str, require_think_close: bool, timeout: float = 30.0) -> None:

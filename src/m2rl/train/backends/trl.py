@@ -8,7 +8,13 @@ verifiers' TRL adapter (with the spec's `rewards.require_think_close`), wrapped 
 reward of the batch. Prompts are conversational, rendered by TRL with the base's chat template; when a
 record carries tool schemas (`tools`), which TRL 1.16 cannot pass per row (its `tools=` are callables it
 runs), every prompt of the job is rendered here instead (`m2rl.records.render_chat`, the same rendering as
-evaluation and the openrlhf backend) and TRL tokenizes the text. Metrics reach MLflow
+evaluation and the openrlhf backend) and TRL tokenizes the text. Environment records (multi-turn episodes,
+`m2rl.envs`) run through TRL's `environment_factory` (`m2rl.train.trl_envs`): every row names its environment
+(single-turn rows a tool-less one), TRL runs the model's tool calls in it for up to the environments'
+`max_turns`, prompts stay conversational and the tokenizer gets a template that renders and parses tool calls
+(`m2rl.models.ensure_tool_calling`); an environment row's reward is its episode's outcome, a single-turn row's
+its verifier's, in the same reward column (a single-turn record with its own tool schemas cannot join such a
+run: TRL offers tools per environment, not per row). Metrics reach MLflow
 through a callback (TRL's own reporting is off); checkpoints are TRL's `checkpoint-<n>` folders, marked
 complete by `m2rl_progress.json`, and a rerun resumes from the latest.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import sys
 import time
 from collections import Counter, defaultdict
@@ -26,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from m2rl import storage
-from m2rl.train import checkpoints
+from m2rl.models import ensure_tool_calling
+from m2rl.train import checkpoints, trl_envs
 from m2rl.train.job import BackendRun, TrainError, TrainJob
-from m2rl.train.metrics import TRL_DOMAIN_PREFIX, MetricSink, map_trl_logs
+from m2rl.train.metrics import TRL_DOMAIN_PREFIX, TRL_ENV_PREFIX, MetricSink, map_trl_logs
 from m2rl.train.registry import register_backend
 from m2rl.verifiers import trl_reward
 
@@ -111,7 +119,9 @@ def make_grpo_config(job: TrainJob, output_dir: str | Path) -> Any:
 
 
 class DomainReward:
-    """TRL reward function: the verifiers' adapter, plus each domain's mean reward via `log_metric`."""
+    """TRL reward function: the verifiers' adapter for single-turn rows, the episode's outcome for rows played
+    in an environment (TRL passes the rollouts' instances as `environments`), plus each domain's mean reward
+    and the episodes' tool calls and errors via `log_metric`."""
 
     __name__ = REWARD_NAME
 
@@ -120,7 +130,26 @@ class DomainReward:
 
     def __call__(self, prompts: list, completions: list, **kwargs: Any) -> list[float | None]:
         log_metric = kwargs.get("log_metric")
-        rewards = list(self.adapter(prompts=prompts, completions=completions, **kwargs))
+        envs = kwargs.get("environments") or [None] * len(completions)
+        played = [getattr(e, "m2rl_env", None) for e in envs]
+        single = [i for i, env in enumerate(played) if env is None]
+        rewards: list[float | None] = [None] * len(completions)
+        if single:
+            def pick(v: Any) -> Any:
+                return [v[i] for i in single] if isinstance(v, list) and len(v) == len(completions) else v
+
+            cols = {k: pick(v) for k, v in kwargs.items() if k not in ("environments", "log_metric")}
+            for i, r in zip(single, self.adapter(prompts=pick(prompts), completions=pick(completions), **cols),
+                            strict=True):
+                rewards[i] = r
+        outcomes = [env.outcome() if env is not None else None for env in played]
+        for i, out in enumerate(outcomes):
+            if out is not None:
+                rewards[i] = float(out.reward)
+        if log_metric is not None and any(o is not None for o in outcomes):
+            done = [o for o in outcomes if o is not None]
+            log_metric(f"{TRL_ENV_PREFIX}tool_calls", sum(o.tool_calls for o in done) / len(done))
+            log_metric(f"{TRL_ENV_PREFIX}tool_errors", sum(o.tool_errors for o in done) / len(done))
         domains = kwargs.get("domain")
         if log_metric is not None and domains is not None:
             by_domain: dict[str, list[float]] = defaultdict(list)
@@ -132,8 +161,10 @@ class DomainReward:
         return rewards
 
 
-def _dataset_rows(job: TrainJob, tokenizer: Any) -> tuple[list[dict[str, Any]], int]:
-    """Records -> TRL rows (conversational prompt + the reward columns).
+def _dataset_rows(job: TrainJob, tokenizer: Any, records: list[dict[str, Any]] | None = None,
+                  environments: list[str] | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Records -> TRL rows (conversational prompt + the reward columns; with environment records, each row's
+    `environment`).
 
     Prompts over `train.max_prompt_len` tokens are dropped (TRL has no prompt truncation; a prompt cut from
     the left loses its instructions); a domain left with no prompt at all is an error, not a silent skip.
@@ -141,19 +172,31 @@ def _dataset_rows(job: TrainJob, tokenizer: Any) -> tuple[list[dict[str, Any]], 
     """
     from m2rl.records import iter_records, render_chat
 
-    records = list(iter_records(job.data_local))
-    pre_render = any(rec.get("tools") for rec in records)
+    records = list(iter_records(job.data_local)) if records is None else records
+    in_envs = bool(environments)
+    if in_envs:
+        own = next((rec for rec in records if rec.get("tools") and not trl_envs.is_env_record(rec)), None)
+        if own is not None:
+            raise TrainError(
+                f"record {own['id']!r} ({job.data}): a single-turn record with its own tool schemas cannot share a "
+                "trl run with environment records (TRL offers tools per environment, not per row); make it an "
+                "environment record or train it in another run"
+            )
+    pre_render = not in_envs and any(rec.get("tools") for rec in records)
     rows, too_long = [], Counter()
-    for rec in records:
+    for j, rec in enumerate(records):
         ids = render_chat(tokenizer, rec["prompt"], rec.get("tools"), tokenize=True)
         if len(ids) > job.train.max_prompt_len:
             too_long[rec["domain"]] += 1
             continue
         prompt = render_chat(tokenizer, rec["prompt"], rec.get("tools")) if pre_render else rec["prompt"]
-        rows.append({
+        row = {
             "prompt": prompt, "label": rec["label"], "domain": rec["domain"], "id": rec["id"],
             "verifier": json.dumps(rec["verifier"], sort_keys=True, ensure_ascii=False),
-        })
+        }
+        if in_envs:
+            row["environment"] = environments[j]
+        rows.append(row)
     kept = Counter(r["domain"] for r in rows)
     for domain, n in sorted(too_long.items()):
         if not kept[domain]:
@@ -233,12 +276,21 @@ class TrlBackend:
         adapter = functools.partial(trl_reward.reward_func,
                                     require_think_close=job.spec.rewards.require_think_close)
         tokenizer = AutoTokenizer.from_pretrained(str(job.base_local), padding_side="left", truncation_side="left")
-        rows, too_long = _dataset_rows(job, tokenizer)
+        from m2rl.records import iter_records
+
+        records = list(iter_records(job.data_local))
+        factories, environments = trl_envs.environment_factories(records, job.spec.envs)
+        if factories:  # an agent's episodes: the template must render (and TRL parse) tool calls
+            ensure_tool_calling(tokenizer)
+        rows, too_long = _dataset_rows(job, tokenizer, records, environments)
         if too_long:
             print(f"train[{job.name}]: {too_long} prompts over train.max_prompt_len = {job.train.max_prompt_len} "
                   f"tokens left out", file=sys.stderr, flush=True)
         per_step = optimizer_steps_per_grpo_step(job)
         config = make_grpo_config(job, local_ckpt)
+        if factories:
+            os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # environment_factory is marked experimental
+            config.max_tool_calling_iterations = trl_envs.max_tool_rounds(factories, job.spec.envs)
         started = time.monotonic()
 
         def grpo_step(global_step: int) -> int:
@@ -278,6 +330,7 @@ class TrlBackend:
             train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
             callbacks=[Progress()],
+            **({"environment_factory": factories} if factories else {}),
         )
         trainer.remove_callback(PrinterCallback)
         trainer.train(resume_from_checkpoint=str(latest) if latest else None)
