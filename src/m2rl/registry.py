@@ -308,7 +308,7 @@ ENVIRONMENTS: Registry[Any] = Registry("environment", "environment", "m2rl.envs.
 
 REGISTRIES: dict[str, Registry[Any]] = {
     r.kind: r for r in (MERGE_METHODS, VERIFIERS, SOURCES, BENCHMARKS, ANALYSES, TRAIN_BACKENDS, EVAL_BACKENDS,
-                        INSTRUCTIONS)
+                        INSTRUCTIONS, ENVIRONMENTS)
 }
 
 

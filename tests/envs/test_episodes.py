@@ -180,7 +180,7 @@ def test_builtin_workplace_kind():
     from m2rl.data.builtin import Variant, generate
     from m2rl.records import validate_record
     recs = generate("agent", 0, 40, Variant(("workplace",)))
-    assert {r["verifier"]["kind"] for r in recs} == {"direct", "lookup"}
+    assert {r["verifier"]["kind"] for r in recs} == {"guided", "direct", "lookup"}
     for r in recs:
         validate_record(r)
         assert r["id"].startswith("builtin-agent-workplace-")

@@ -1,7 +1,7 @@
 """Tasks on the generated sandbox, their ground-truth calls computed from the sandbox (never typed in).
 
-Two levels: `direct` (one call whose id or every argument is in the request: "Delete the email with ID
-00000012") and `lookup` (find the row first, then act on it: "Reply to Hugo's last email about 'X' with
+Three levels: `guided` (a direct task whose request also names the tool and its arguments), `direct` (one
+call whose id or every argument is in the request: "Delete the email with ID 00000012") and `lookup` (find the row first, then act on it: "Reply to Hugo's last email about 'X' with
 'Y'", "Move the task 'X' to In Review", "Change the name of the last event on 2023-12-05 to Z"). Every task
 changes the sandbox (a ground truth that would leave it as it is is never drawn), and every lookup has
 exactly one answer in the sandbox (ties are skipped).
@@ -188,15 +188,27 @@ def changes_state(box: Sandbox, task: Task) -> bool:
     return bool(state.changed())
 
 
-def draw(rng: random.Random, box: Sandbox | None = None, direct_share: float = 0.4, tries: int = 50) -> Task:
-    """One task on `box` (the generated sandbox of seed 0 by default): `direct_share` of them direct."""
+def guided(task: Task) -> Task:
+    """A direct task whose request also names the call to make, tool and arguments (the `guided` level: what a
+    small model can do zero-shot, so that its GRPO sees reward from the first step)."""
+    (call,) = task.calls
+    block = json.dumps({"name": call["name"], "arguments": call["arguments"]})
+    hint = f" To do it, reply with this tool call: <tool_call>{block}</tool_call>"
+    return Task(task.user.rstrip() + hint, task.toolkit, "guided", task.calls)
+
+
+def draw(rng: random.Random, box: Sandbox | None = None, direct_share: float = 0.3, tries: int = 50,
+         guided_share: float = 0.3) -> Task:
+    """One task on `box` (the generated sandbox of seed 0 by default): `guided_share` of them guided, `direct_share`
+    direct, the rest look-ups."""
     box = box if box is not None else cached("generated:0", lambda: generated.generate(0))
-    kinds = DIRECT if rng.random() < direct_share else LOOKUP
+    roll = rng.random()
+    kinds = DIRECT if roll < guided_share + direct_share else LOOKUP
     for _ in range(tries):
         try:
             task = rng.choice(kinds)(rng, box)
         except Skip:
             continue
         if changes_state(box, task):
-            return task
+            return guided(task) if roll < guided_share and len(task.calls) == 1 else task
     raise RuntimeError("workplace tasks: no valid task drawn (the generated sandbox is too small)")
