@@ -75,12 +75,13 @@ def test_an_entry_check_refuses_a_bad_entry():
 
 def test_every_kind_discovers_its_package_and_documents_every_parameter():
     expected = {"merge": {"average", "task_arithmetic", "ties", "dare_ta", "dare_ties", "sce", "model_stock", "tsv"},
-                "verifier": {"math", "mcqa", "ifeval", "unit_test", "tool_calls"},
+                "verifier": {"math", "mcqa", "ifeval", "unit_test", "tool_calls", "env"},
                 "source": {"builtin", "hf", "nemotron_rl_blend", "records"},
                 "benchmark": {"aime24", "gpqa_diamond", "ifeval", "builtin_math", "livecodebench"},
                 "analysis": {"geometry", "divergence", "inheritance", "behaviour", "transfer", "cost"},
                 "train_backend": {"trl", "openrlhf"}, "eval_backend": {"hf", "vllm"},
-                "instruction": {"keywords:existence", "length_constraints:number_words", "count:word_count_range"}}
+                "instruction": {"keywords:existence", "length_constraints:number_words", "count:word_count_range"},
+                "environment": {"workplace_assistant"}}
     assert set(REGISTRIES) == set(expected)
     for kind, names in expected.items():
         reg = registry(kind)
