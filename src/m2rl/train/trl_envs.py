@@ -110,6 +110,14 @@ def environment_class(name: str, schemas: Iterable[Mapping[str, Any]],
     return type(f"M2RL_{name}", (), attrs)
 
 
+def offered_tools(record: Mapping[str, Any], env_params: Mapping[str, Mapping[str, Any]] | None
+                  ) -> list[dict[str, Any]] | None:
+    """The tool schemas a record is shown: its environment's for an environment record, else its own."""
+    if is_env_record(record):
+        return new_environment(record, env_params).tool_schemas()
+    return record.get("tools")
+
+
 def environment_factories(records: Sequence[Mapping[str, Any]],
                           env_params: Mapping[str, Mapping[str, Any]] | None) -> tuple[dict[str, type], list[str]]:
     """`({environment column: class}, each record's environment column)` for the job's records; `({}, [])` when

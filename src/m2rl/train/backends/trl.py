@@ -185,7 +185,9 @@ def _dataset_rows(job: TrainJob, tokenizer: Any, records: list[dict[str, Any]] |
     pre_render = not in_envs and any(rec.get("tools") for rec in records)
     rows, too_long = [], Counter()
     for j, rec in enumerate(records):
-        ids = render_chat(tokenizer, rec["prompt"], rec.get("tools"), tokenize=True)
+        # an episode's prompt as TRL renders it: with the tools its environment offers
+        shown = trl_envs.offered_tools(rec, job.spec.envs) if in_envs else rec.get("tools")
+        ids = render_chat(tokenizer, rec["prompt"], shown, tokenize=True)
         if len(ids) > job.train.max_prompt_len:
             too_long[rec["domain"]] += 1
             continue
