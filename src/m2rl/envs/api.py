@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -199,7 +200,7 @@ class Episode:
 
 # ---- the environment base ----
 
-class Environment:
+class Environment(ABC):
     """One episode's sandbox. Subclasses (one per kind, in `m2rl.envs.kinds`) implement `_reset`, `tool_schemas`,
     `_call` and `outcome`; `Params` is their typed parameter model."""
 
@@ -252,15 +253,17 @@ class Environment:
         tools = self.record.get("tools") if isinstance(self.record, Mapping) else None
         return chat_tools(tools) or []
 
+    @abstractmethod
     def _reset(self, verifier: Mapping[str, Any]) -> None:
-        raise NotImplementedError(f"{type(self).__name__} does not implement _reset")
+        """Seed this episode's sandbox for the record's verifier block."""
 
+    @abstractmethod
     def _call(self, name: str, arguments: Mapping[str, Any] | str) -> tuple[str, bool]:
-        raise NotImplementedError(f"{type(self).__name__} does not implement _call")
+        """Run one tool on the sandbox: (observation text, is_error)."""
 
+    @abstractmethod
     def outcome(self) -> Outcome:
         """The episode's outcome as the sandbox stands now."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement outcome")
 
 
 # ---- configuration and construction ----

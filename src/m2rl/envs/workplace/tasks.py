@@ -92,20 +92,31 @@ def send_email(rng: random.Random, box: Sandbox) -> Task:
                 (_call("email_send_email", recipient=to, subject=subject, body=body),))
 
 
-def task_list_by_id(rng: random.Random, box: Sandbox) -> Task:
+def _move_task(rng: random.Random, box: Sandbox, level: str) -> Task:
     row = rng.choice(list(box.tables["tasks"].values()))
     target = rng.choice([x for x in LISTS if x != row["list_name"]])
-    return Task(f"Move task {row['task_id']} to the '{target}' list.", "project_management", "direct",
-                (_call("project_management_update_task", task_id=row["task_id"], field="list_name",
-                       new_value=target),))
+    user = (f"Move task {row['task_id']} to the '{target}' list." if level == "direct"
+            else f"Move the task '{row['task_name']}' to {target}.")
+    return Task(user, "project_management", level, (_call("project_management_update_task", task_id=row["task_id"],
+                                                          field="list_name", new_value=target),))
+
+
+def _customer_status(rng: random.Random, box: Sandbox, level: str) -> Task:
+    row = rng.choice(list(box.tables["crm"].values()))
+    target = rng.choice([x for x in STATUSES if x != row["status"]])
+    user = (f"Set the status of customer {row['customer_id']} to {target}." if level == "direct"
+            else f"Change {row['customer_name']}'s status to {target} in the crm.")
+    return Task(user, "customer_relationship_manager", level,
+                (_call("customer_relationship_manager_update_customer", customer_id=row["customer_id"],
+                       field="status", new_value=target),))
+
+
+def task_list_by_id(rng: random.Random, box: Sandbox) -> Task:
+    return _move_task(rng, box, "direct")
 
 
 def customer_status_by_id(rng: random.Random, box: Sandbox) -> Task:
-    row = rng.choice(list(box.tables["crm"].values()))
-    target = rng.choice([x for x in STATUSES if x != row["status"]])
-    return Task(f"Set the status of customer {row['customer_id']} to {target}.", "customer_relationship_manager",
-                "direct", (_call("customer_relationship_manager_update_customer", customer_id=row["customer_id"],
-                                 field="status", new_value=target),))
+    return _customer_status(rng, box, "direct")
 
 
 # ---- lookup: find the row, then act on it ----
@@ -155,19 +166,11 @@ def rename_last_event_on(rng: random.Random, box: Sandbox) -> Task:
 
 
 def move_task_named(rng: random.Random, box: Sandbox) -> Task:
-    row = rng.choice(list(box.tables["tasks"].values()))
-    target = rng.choice([x for x in LISTS if x != row["list_name"]])
-    return Task(f"Move the task '{row['task_name']}' to {target}.", "project_management", "lookup",
-                (_call("project_management_update_task", task_id=row["task_id"], field="list_name",
-                       new_value=target),))
+    return _move_task(rng, box, "lookup")
 
 
 def customer_status_named(rng: random.Random, box: Sandbox) -> Task:
-    row = rng.choice(list(box.tables["crm"].values()))
-    target = rng.choice([x for x in STATUSES if x != row["status"]])
-    return Task(f"Change {row['customer_name']}'s status to {target} in the crm.", "customer_relationship_manager",
-                "lookup", (_call("customer_relationship_manager_update_customer", customer_id=row["customer_id"],
-                                 field="status", new_value=target),))
+    return _customer_status(rng, box, "lookup")
 
 
 DIRECT: tuple[Callable[[random.Random, Sandbox], Task], ...] = (

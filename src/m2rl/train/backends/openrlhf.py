@@ -38,6 +38,7 @@ calls (`m2rl.models.ensure_tool_calling`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import random
@@ -79,13 +80,24 @@ def agent_file_path() -> str:
 
 
 def has_env_records(data: str | Path | None) -> bool:
-    """Whether a records file (present on local disk) holds environment records (`verifier.type == "env"`)."""
+    """Whether a records file (present on local disk) holds environment records (`verifier.type == "env"`): only
+    its `verifier` column is read, and a block is decoded only when its text can be one; cached per file version."""
     if not data or not Path(data).exists():
         return False
-    from m2rl.envs import is_env_record
-    from m2rl.records import iter_records
+    stat = Path(data).stat()
+    return _has_env_records(str(data), stat.st_mtime_ns, stat.st_size)
 
-    return any(is_env_record(rec) for rec in iter_records(data))
+
+@functools.lru_cache(maxsize=8)
+def _has_env_records(path: str, mtime_ns: int, size: int) -> bool:
+    import pyarrow.parquet as pq
+
+    from m2rl.envs import is_env_record
+
+    for batch in pq.ParquetFile(path).iter_batches(columns=["verifier"], batch_size=8192):
+        if any('"env"' in v and is_env_record(json.loads(v)) for v in batch.column(0).to_pylist() if v):
+            return True
+    return False
 
 
 def planned_base(base: str) -> str:
