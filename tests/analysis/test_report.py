@@ -221,3 +221,24 @@ def test_analyze_and_report_commands_on_the_artifact_layout(study, tmp_path, mon
     html = (root / "report" / "report.html").read_text()
     assert "Not available: not in the spec&#x27;s analysis list" in html  # geometry was not asked for
     assert "<table id=\"table-accuracy\">" in html and "<table id=\"table-cost\">" in html
+
+
+def test_the_verdict_says_whether_training_worked(report):
+    """Per expert its own-domain gain over the base with the paired interval, and the mix's domains won."""
+    from m2rl.analysis.summary import flatten
+    from m2rl.analysis.tables import gain_lines
+
+    study, analysis, rep, out = report
+    rows = analysis["analyses"]["transfer"]["rows"]
+    own = [r for r in rows if r["kind"] == "in-domain"]
+    assert own  # the fixture has math and code experts
+    wins = sum(1 for r in own if r["ci_low"] is not None and r["ci_low"] > 0)
+    md = (out / "report.md").read_text()
+    assert f"Experts on their own domain: {wins} of {len(own)} beat the base (interval above 0)" in md
+    for r in own:
+        assert f"{r['domain']} {100 * r['delta']:+.1f} [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}]" in md
+    mix = {r["domain"]: r for r in rows if r["model"] == "mix"}
+    mix_wins = sorted(d for d, r in mix.items() if r["ci_low"] is not None and r["ci_low"] > 0)
+    lines = gain_lines(*flatten(analysis))
+    assert any(line.startswith(f"The mixed model beats the base on {len(mix_wins)} of {len(mix)} domains")
+               for line in lines)

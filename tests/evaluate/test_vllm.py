@@ -45,8 +45,8 @@ class LLM:
 
     def __init__(self, model, *, tokenizer=None, tokenizer_mode="auto", trust_remote_code=False,
                  tensor_parallel_size=1, dtype="auto", seed=0, gpu_memory_utilization=0.9, max_model_len=None,
-                 enforce_eager=False):
-        self.kwargs = {k: v for k, v in locals().items() if k != "self"}
+                 enforce_eager=False, **engine_args):  # the rest are EngineArgs fields (enable_chunked_prefill, ...)
+        self.kwargs = {k: v for k, v in locals().items() if k not in ("self", "engine_args")} | engine_args
         self.requests: list = []
         LLM.instances.append(self)
 
@@ -122,6 +122,6 @@ def test_stage_with_the_vllm_backend(fake_vllm, tiny_model, tmp_path):
 
 def test_vllm_missing_is_a_clear_error(monkeypatch, tiny_model, tmp_path):
     monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm raises ImportError
-    with pytest.raises(EvalError, match="backend vllm: vLLM is not installed here"):
+    with pytest.raises(EvalError, match=r"evaluate.backend: vllm: vLLM is not installed here.*cpu-vllm"):
         evaluate(tiny_model, [BenchmarkSpec(name="builtin_math", limit=1)], str(tmp_path / "e"), backend="vllm",
                  track=False)

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from m2rl import storage
+from m2rl import progress, storage
 from m2rl.spec import StudySpec
 from m2rl.workflow import glue
 
@@ -24,7 +24,7 @@ def ctx(tmp_path, monkeypatch, store):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     monkeypatch.delenv(glue.NO_CACHE_ENV, raising=False)
     monkeypatch.delenv("M2RL_PARENT_RUN_ID", raising=False)
-    monkeypatch.setenv(glue.EVENTS_ENV, str(tmp_path / "events.jsonl"))
+    monkeypatch.setenv(progress.EVENTS_ENV, str(tmp_path / "events.jsonl"))
     spec = StudySpec(name="t", artifact_root=str(tmp_path / "art"), work_dir=str(tmp_path / "work"))
     return glue.StageContext(spec.model_dump_json(), "")
 
@@ -111,3 +111,19 @@ def test_bad_spec_json_and_label(ctx):
         glue.spec_from_json(json.dumps({"train": {"lr": -1}}))
     with pytest.raises(glue.StageError, match="'nope' is not a merge of the spec"):
         ctx.merge_method("nope")
+
+
+def test_the_glue_names_the_running_task(ctx, tmp_path):
+    """While a stage works `$M2RL_TASK` names it, so the stage's own progress reports land on its row."""
+    import os
+
+    seen = []
+
+    def work() -> dict:
+        seen.append(os.environ.get(progress.TASK_ENV))
+        progress.report("halfway", done=1, total=2)
+        return {}
+
+    ctx.run("analyze", "analyze", str(tmp_path / "art" / "analysis"), key={}, inputs=[], work=work, done=[])
+    assert seen == ["analyze/analyze"] and progress.TASK_ENV not in os.environ
+    assert _events(tmp_path) == [("start", "analyze"), ("progress", "analyze"), ("done", "analyze")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from m2rl import storage, tracking
+from m2rl import progress, storage, tracking
 from m2rl.spec import StudySpec
 from m2rl.workflow import glue
 
@@ -14,7 +14,7 @@ from m2rl.workflow import glue
 def spec(tmp_path, mlflow_server, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     monkeypatch.delenv("M2RL_PARENT_RUN_ID", raising=False)
-    monkeypatch.delenv(glue.EVENTS_ENV, raising=False)
+    monkeypatch.delenv(progress.EVENTS_ENV, raising=False)
     monkeypatch.delenv(glue.NO_CACHE_ENV, raising=False)
     return StudySpec(name="track-test", artifact_root=str(tmp_path / "art"), work_dir=str(tmp_path / "work"))
 

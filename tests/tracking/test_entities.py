@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from m2rl import storage, tracking
+from m2rl import progress, storage, tracking
 from m2rl.evaluate.samples import SCHEMA
 from m2rl.spec import StudySpec
 from m2rl.spec.evaluate import BenchmarkSpec
@@ -28,7 +28,7 @@ ACC = {"base": (0.1, 0.2), "single-math": (0.6, 0.2), "single-code": (0.1, 0.55)
 @pytest.fixture
 def spec(tmp_path, mlflow_server, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    for var in ("M2RL_PARENT_RUN_ID", "MLFLOW_EXPERIMENT_NAME", glue.EVENTS_ENV, glue.NO_CACHE_ENV):
+    for var in ("M2RL_PARENT_RUN_ID", "MLFLOW_EXPERIMENT_NAME", progress.EVENTS_ENV, glue.NO_CACHE_ENV):
         monkeypatch.delenv(var, raising=False)
     data = {"domains": {d: {"sources": [{"type": "builtin"}]} for d in DOMAINS}}
     return StudySpec.model_validate({

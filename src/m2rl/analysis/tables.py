@@ -417,7 +417,50 @@ def verdict_lines(M: dict[str, float], L: dict[str, Any]) -> list[str]:
             pick += (" and is also the cheaper one." if cheaper == w else
                      f", though {cheaper} costs less." if cheaper else ".")
         lines.append(pick)
-    return lines + paradigms_lines(M, L)
+    return lines + gain_lines(M, L) + paradigms_lines(M, L)
+
+
+def _domain_gain(M: dict[str, float], L: dict[str, Any], model: str, domain: str):
+    """(Δ, low, high) of `model` over the base on `domain`'s benchmarks (their mean; an interval only with one
+    benchmark, the paired bootstrap of the transfer analysis), or None."""
+    benches = [b for b, d in L["benchmarks"] if d == domain]
+    vals = [(M.get(mkey("transfer", model, b)), M.get(mkey("transfer_lo", model, b)),
+             M.get(mkey("transfer_hi", model, b))) for b in benches]
+    vals = [v for v in vals if v[0] is not None]
+    if not vals:
+        return None
+    if len(vals) == 1:
+        return vals[0]
+    return sum(v[0] for v in vals) / len(vals), None, None
+
+
+def gain_lines(M: dict[str, float], L: dict[str, Any]) -> list[str]:
+    """Did training work? Each expert against the base on its own domain, and the mixed model against the base per
+    domain (Δ points with the paired 95% interval; a gain when the interval lies above 0)."""
+    if not L.get("transfer"):
+        return []
+    lines = []
+    experts = [(m, d) for m, p, d, _ in L["models"] if p == "single" and d]
+    own = [(m, d, _domain_gain(M, L, m, d)) for m, d in experts]
+    own = [(m, d, g) for m, d, g in own if g is not None]
+    if own:
+        wins = sum(1 for _, _, g in own if g[1] is not None and g[1] > 0)
+        lines.append(
+            f"Experts on their own domain: {wins} of {len(own)} beat the base (interval above 0): "
+            + "; ".join(f"{d} {pts(*g)}" for _, d, g in own) + "."
+        )
+    mixed = next((m for m, p, _, _ in L["models"] if p == "mix"), None)
+    if mixed is not None:
+        domains = list(dict.fromkeys(d for _, d in L["benchmarks"]))
+        per = [(d, _domain_gain(M, L, mixed, d)) for d in domains]
+        per = [(d, g) for d, g in per if g is not None]
+        if per:
+            wins = [d for d, g in per if g[1] is not None and g[1] > 0]
+            lines.append(
+                f"The mixed model beats the base on {len(wins)} of {len(per)} domains"
+                + (f" ({', '.join(wins)})" if wins else "") + ": " + "; ".join(f"{d} {pts(*g)}" for d, g in per) + "."
+            )
+    return lines
 
 
 def paradigms_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:

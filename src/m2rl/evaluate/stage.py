@@ -32,6 +32,7 @@ from m2rl.evaluate.registry import (
 )
 from m2rl.evaluate.samples import SampleStore, generation_key, model_fingerprint
 from m2rl.names import Layout
+from m2rl.progress import report as report_progress
 from m2rl.registry import EVAL_BACKENDS
 from m2rl.spec.evaluate import BenchmarkSpec, EvaluateSpec
 
@@ -276,6 +277,7 @@ def evaluate(
                 progress(run.bench.name, done, len(run.records))
             if todo:
                 if generator is None:
+                    report_progress(f"loading the model ({backend} backend)")
                     generator = backend_cls(folder, options)
                 t_gen = time.perf_counter()
                 if episodes.has_env_records(todo):  # multi-turn: each sample is an episode
@@ -360,6 +362,8 @@ def _keep(rows: list[dict[str, Any]], problems: int, done: int, run: _Run, store
     done += problems
     if progress:
         progress(run.bench.name, done, len(run.records))
+    report_progress(f"{run.bench.name} {done}/{len(run.records)} problems x {run.k}", benchmark=run.bench.name,
+                    done=done, total=len(run.records))
     return done
 
 

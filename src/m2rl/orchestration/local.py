@@ -23,9 +23,10 @@ from typing import Any
 
 from m2rl import storage, tracking
 from m2rl.names import Layout
+from m2rl.progress import EVENTS_ENV
 from m2rl.spec import StudySpec
 from m2rl.workflow import plan
-from m2rl.workflow.glue import EVENTS_ENV, NO_CACHE_ENV, read_record
+from m2rl.workflow.glue import NO_CACHE_ENV, read_record
 
 
 class LocalRunError(RuntimeError):

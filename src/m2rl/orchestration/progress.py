@@ -1,7 +1,10 @@
 """The progress view of `m2rl run`: one row per pipeline task, fed by the components' progress events.
 
-Components append JSON lines (start / done / cached / failed) to the events file (`$M2RL_EVENTS`); a
-thread tails it. On a terminal the table is redrawn live; otherwise each event prints one line.
+Components append JSON lines (start / done / cached / failed, and `progress` from inside a running stage:
+a GRPO step with its reward, evaluation problems done of total; `m2rl.progress`) to the events file
+(`$M2RL_EVENTS`); a thread tails it. On a terminal the table is redrawn live, a running row showing its latest
+progress; otherwise each event prints one line, a running task's progress at most every `PROGRESS_EVERY`
+seconds (and its last one before it finishes).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+PROGRESS_EVERY = 10.0  # seconds between two printed progress lines of one task (non-live output)
 STYLE = {"pending": "dim", "running": "bold yellow", "done": "green", "cached": "cyan", "failed": "bold red"}
 
 
@@ -29,6 +33,8 @@ class Row:
     started: float | None = None
     seconds: float | None = None
     error: str = ""
+    detail: str = ""
+    printed: float = 0.0  # when its last progress line was printed (non-live output)
 
 
 class ProgressView:
@@ -73,6 +79,15 @@ class ProgressView:
         if row is None:
             row = self.rows[key] = Row(str(key[0]), str(key[1]))
         kind = ev.get("event")
+        if kind == "progress":
+            row.detail = str(ev.get("detail", ""))
+            if row.status == "pending":
+                row.status, row.started = "running", ev.get("t", time.time())
+            now = ev.get("t", time.time())
+            if not self.live and now - row.printed >= PROGRESS_EVERY:
+                row.printed = now
+                self.console.print(self._line(row), highlight=False)
+            return
         if kind == "start":
             row.status, row.started = "running", ev.get("t", time.time())
         elif kind == "done":
@@ -92,14 +107,18 @@ class ProgressView:
         done = sum(1 for r in self.rows.values() if r.status in ("done", "cached"))
         secs = f" {row.seconds:.1f}s" if row.seconds and row.status != "cached" else ""
         err = f": {row.error}" if row.error else ""
-        return f"[{done:>2}/{len(self.rows)}] {row.status:<7} {row.stage} {row.item if row.item != row.stage else ''}{secs}{err}"
+        detail = f": {row.detail}" if row.status == "running" and row.detail else ""
+        if row.status == "running" and row.started and row.detail:
+            secs = f" {time.time() - row.started:.0f}s"
+        item = row.item if row.item != row.stage else ""
+        return f"[{done:>2}/{len(self.rows)}] {row.status:<7} {row.stage} {item}{secs}{detail}{err}"
 
     def table(self) -> Table:
         c = self.counts()
         title = (f"M2RL study — {c.get('done', 0)} done, {c.get('cached', 0)} cached, {c.get('running', 0)} running, "
                  f"{c.get('pending', 0)} pending  ({time.time() - self.t0:.0f}s)")
         t = Table(title=title, title_justify="left")
-        for col in ("stage", "item", "status", "time"):
+        for col in ("stage", "item", "status", "time", "progress"):
             t.add_column(col, justify="right" if col == "time" else "left")
         now = time.time()
         for r in self.rows.values():
@@ -107,7 +126,8 @@ class ProgressView:
                 secs = f"{now - r.started:.0f}s"
             else:
                 secs = f"{r.seconds:.1f}s" if r.seconds else ""
-            t.add_row(r.stage, "" if r.item == r.stage else r.item, f"[{STYLE[r.status]}]{r.status}[/]", secs)
+            t.add_row(r.stage, "" if r.item == r.stage else r.item, f"[{STYLE[r.status]}]{r.status}[/]", secs,
+                      r.detail if r.status == "running" else "")
         return t
 
     def _loop(self) -> None:

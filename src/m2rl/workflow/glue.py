@@ -10,7 +10,8 @@
   is skipped (local caching, and resuming an interrupted run from the last finished stage); its MLflow
   child run is reused, or copied under a new parent run;
 - progress events: one JSON line per start / finish / skip, appended to `$M2RL_EVENTS` when set
-  (`m2rl run` shows them as its progress view).
+  (`m2rl.progress`; `m2rl run` shows them as its progress view); while the stage works `$M2RL_TASK` names
+  it, so the stage's own `m2rl.progress.report` lines (GRPO steps, eval problems) land on its row.
 
 Nothing here imports kfp: a component hands in its artifacts; `publish` fills an output's file and
 metadata (`uri` of the large output at the artifact root, `fingerprint`, `cached`, `mlflow_run_id`) and
@@ -31,12 +32,12 @@ from typing import Any
 
 from m2rl import storage, tracking
 from m2rl.names import Layout
+from m2rl.progress import TASK_ENV, emit
 from m2rl.spec import StudySpec, spec_from_dict
 from m2rl.workflow import plan
 from m2rl.workflow.plan import MODEL_STAGES
 
 RECORD_FILE = "_m2rl_stage.json"
-EVENTS_ENV = "M2RL_EVENTS"
 NO_CACHE_ENV = "M2RL_NO_CACHE"
 # Stages of a model (`MODEL_STAGES`) that write its checkpoint: the stage run is its LoggedModel's source run.
 CHECKPOINT_STAGES = tuple(s for s in MODEL_STAGES if s != "evaluate")
@@ -77,16 +78,6 @@ def fingerprint(stage: str, item: str, key: Any, inputs: list[str]) -> str:
     doc = {"stage": stage, "item": item, "key": key, "inputs": {u: input_fingerprint(u) for u in inputs},
            "m2rl": __version__}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def emit(event: str, stage: str, item: str, **extra: Any) -> None:
-    """Append one progress event to $M2RL_EVENTS (no-op when unset)."""
-    path = os.environ.get(EVENTS_ENV)
-    if not path:
-        return
-    line = json.dumps({"t": time.time(), "event": event, "stage": stage, "item": item, **extra}, default=str)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line + "\n")
 
 
 @dataclass
@@ -153,6 +144,8 @@ class StageContext:
             return StageOutcome(stage, item, out, fp, True, rec.get("summary") or {}, run_id, 0.0)
         emit("start", stage, item, uri=out)
         t0 = time.monotonic()
+        previous_task = os.environ.get(TASK_ENV)
+        os.environ[TASK_ENV] = f"{stage}/{item}"
         try:
             self._configure_tracking()
             tracking.supersede_children(self.parent_run_id, stage, item)
@@ -166,6 +159,11 @@ class StageContext:
         except BaseException as exc:
             emit("failed", stage, item, error=f"{type(exc).__name__}: {exc}")
             raise
+        finally:
+            if previous_task is None:
+                os.environ.pop(TASK_ENV, None)
+            else:
+                os.environ[TASK_ENV] = previous_task
         seconds = time.monotonic() - t0
         record = {"fingerprint": fp, "stage": stage, "item": item, "uri": out, "key": key, "inputs": inputs,
                   "summary": summary, "mlflow_run_id": run_id, "parent_run_id": self.parent_run_id,

