@@ -27,7 +27,7 @@ def test_weight_decay_and_betas_reach_grpo_config(tmp_path):
 
 def test_importance_sampling_is_refused_by_trl(tmp_path):
     spec = tiny_spec(tmp_path, importance_sampling={"level": "token"})
-    with pytest.raises(TrainError, match="train.importance_sampling: the trl backend samples with the trained model"):
+    with pytest.raises(TrainError, match="train.importance_sampling: the trl backend.s hf rollouts sample with the trained model"):
         describe(spec, "math", "d.parquet", "random:tiny", str(tmp_path / "out"))
 
 

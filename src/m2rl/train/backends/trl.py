@@ -32,12 +32,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from m2rl import progress as progress_events
 from m2rl import storage
 from m2rl.models import ensure_tool_calling
-from m2rl.train import checkpoints, trl_envs
+from m2rl.train import checkpoints, trl_envs, trl_vllm
 from m2rl.train.job import BackendRun, TrainError, TrainJob
 from m2rl.train.metrics import TRL_DOMAIN_PREFIX, TRL_ENV_PREFIX, MetricSink, map_trl_logs
-from m2rl.train.registry import register_backend
+from m2rl.train.registry import TRAIN_BACKENDS, register_backend
 from m2rl.verifiers import trl_reward
 
 # HF scheduler names (transformers.SchedulerType) the trl backend accepts for `train.lr_scheduler`.
@@ -106,13 +107,18 @@ def grpo_config_kwargs(job: TrainJob, output_dir: str | Path) -> dict[str, Any]:
     return kwargs
 
 
+def options(job: TrainJob) -> trl_vllm.TrlOptions:
+    """The job's `train.backend_options`, typed."""
+    return TRAIN_BACKENDS.parse_params("trl", job.train.backend_options, "train.backend_options")
+
+
 def make_grpo_config(job: TrainJob, output_dir: str | Path) -> Any:
     """TRL's GRPOConfig for the job (activation checkpointing named as the installed transformers names it)."""
     import dataclasses
 
     from trl import GRPOConfig
 
-    kwargs = grpo_config_kwargs(job, output_dir)
+    kwargs = {**grpo_config_kwargs(job, output_dir), **trl_vllm.grpo_kwargs(job, options(job))}
     if "activation_checkpointing" in {f.name for f in dataclasses.fields(GRPOConfig)}:
         kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
     return GRPOConfig(**kwargs)
@@ -212,7 +218,7 @@ def _dataset_rows(job: TrainJob, tokenizer: Any, records: list[dict[str, Any]] |
     return rows, sum(too_long.values())
 
 
-@register_backend("trl")
+@register_backend("trl", params=trl_vllm.TrlOptions)
 class TrlBackend:
     """GRPO with TRL on the CPU (see the module doc)."""
 
@@ -234,11 +240,7 @@ class TrlBackend:
                              "set use_kl_loss: true or kl_coef: 0")
         if t.kl_coef > 0 and t.kl_estimator != "k3":
             raise TrainError(f"train.kl_estimator: the trl backend's KL loss is k3, got {t.kl_estimator!r}")
-        if t.importance_sampling.level != "off":
-            raise TrainError(
-                "train.importance_sampling: the trl backend samples with the trained model itself (no vLLM), "
-                "so there is no rollout/train policy mismatch to correct; set level: off (or backend: openrlhf)"
-            )
+        trl_vllm.check(job, options(job))
         if t.lr_scheduler not in HF_SCHEDULERS:
             raise TrainError(f"train.lr_scheduler: {t.lr_scheduler!r} is not one of {', '.join(HF_SCHEDULERS)}")
         if t.nodes > 1:
@@ -246,7 +248,7 @@ class TrlBackend:
                              "nodes; set nodes: 1 (or backend: openrlhf for a multi-node RayJob)")
 
     def describe(self, job: TrainJob) -> list[str]:
-        kwargs = grpo_config_kwargs(job, job.scratch / "checkpoints")
+        kwargs = {**grpo_config_kwargs(job, job.scratch / "checkpoints"), **trl_vllm.grpo_kwargs(job, options(job))}
         return ["trl.GRPOTrainer", f"--model={job.base}", f"--data={job.data}",
                 *(f"--{k}={v}" for k, v in kwargs.items())]
 
@@ -278,7 +280,7 @@ class TrlBackend:
         adapter = functools.partial(trl_reward.reward_func,
                                     require_think_close=job.spec.rewards.require_think_close)
         tokenizer = AutoTokenizer.from_pretrained(str(job.base_local), padding_side="left", truncation_side="left")
-        from m2rl.records import iter_records
+        from m2rl.records import iter_records, render_chat
 
         records = list(iter_records(job.data_local))
         factories, environments = trl_envs.environment_factories(records, job.spec.envs)
@@ -314,6 +316,8 @@ class TrlBackend:
                         print(f"train[{job.name}] step {step}/{job.steps} reward={logged['train/reward']:.3f} "
                               f"({per}) len={logged.get('train/response_length', 0):.1f} "
                               f"{logged.get('train/step_seconds', 0):.1f}s", file=sys.stderr, flush=True)
+                        progress_events.report(f"step {step}/{job.steps} reward={logged['train/reward']:.3f}",
+                                               step=step, steps=job.steps, reward=logged["train/reward"])
 
             def on_save(self, args, state, control, **kw):
                 folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
@@ -325,21 +329,36 @@ class TrlBackend:
                 if remote:
                     checkpoints.mirror_to(local_ckpt, job.checkpoint_dir)
 
-        trainer = GRPOTrainer(
-            model=str(job.base_local),
-            reward_funcs=[DomainReward(adapter)],
-            args=config,
-            train_dataset=Dataset.from_list(rows),
-            processing_class=tokenizer,
-            callbacks=[Progress()],
-            **({"environment_factory": factories} if factories else {}),
-        )
+        opts = options(job)
+        if opts.rollout_engine == "vllm":
+            progress_events.report("starting the vLLM rollout engine")
+        with trl_vllm.colocated_engine(opts):
+            trainer = GRPOTrainer(
+                model=str(job.base_local),
+                reward_funcs=[DomainReward(adapter)],
+                args=config,
+                train_dataset=Dataset.from_list(rows),
+                processing_class=tokenizer,
+                callbacks=[Progress()],
+                **({"environment_factory": factories} if factories else {}),
+            )
+        if opts.rollout_engine == "vllm":
+            trl_vllm.install(trainer)
         trainer.remove_callback(PrinterCallback)
         trainer.train(resume_from_checkpoint=str(latest) if latest else None)
         if trainer.state.global_step < config.max_steps:
             raise RuntimeError(
                 f"trl stopped after {trainer.state.global_step} of {config.max_steps} optimizer steps"
             )
+        extra: dict[str, Any] = {}
+        if opts.rollout_engine == "vllm":  # the engine samples the trained policy: check it after a last refresh
+            trainer.vllm_generation.sync_weights()
+            probe = [list(render_chat(tokenizer, r["prompt"], r.get("tools"), tokenize=True)) for r in records[:4]]
+            gap = trl_vllm.logprob_gap(trainer.vllm_generation.llm, trainer.model, probe)
+            extra["rollout_logprob_gap"] = gap
+            sink.log_step(grpo_step(trainer.state.global_step), {"train/rollout_logprob_gap": gap})
+            print(f"train[{job.name}] rollout engine vs trained model: max |log-prob gap| {gap:.2e}",
+                  file=sys.stderr, flush=True)
         model = trainer.model
         model.generation_config.do_sample = True
         model.save_pretrained(out_dir, safe_serialization=True)
@@ -349,5 +368,5 @@ class TrlBackend:
             reward_curve=sink.reward_curve(),
             resumed_from_step=resumed_from,
             prior_wall_seconds=prior_wall,
-            extra={"prompts_over_max_len": too_long, "optimizer_steps": trainer.state.global_step},
+            extra={"prompts_over_max_len": too_long, "optimizer_steps": trainer.state.global_step, **extra},
         )
