@@ -1,14 +1,17 @@
-"""Train-stage benchmark: seconds per GRPO step on the CPU (8 generations x 64 tokens per step).
+"""Train-stage benchmark: seconds per GRPO step on the CPU (P prompts x 8 generations x 64 tokens per step).
 
-    python benchmarks/train_cpu.py [--model smollm2-135m-instruct] [--steps 4] [--threads N]
+    python benchmarks/train_cpu.py [--model smollm2-135m-instruct] [--steps 4] [--prompts 4] [--threads N]
 
-M2RL's `trl` backend (`m2rl.train.train`: data checks, the verifiers' reward through the per-domain
-wrapper, metrics to MLflow, periodic checkpoints, the train card) against its peer measured in the same
-run: a plain TRL `GRPOTrainer` with the same model, prompts, GRPOConfig and the verifiers' TRL reward
-function, and nothing of M2RL around it. Each runs in its own process. A step's time is TRL's own
-`step_time` (generation + reward + loss + optimizer), the first step excluded as warm-up; the wall
-column is the whole call (model load, data, saving) divided by the steps. Goal (issue): under 15 s per
-step on 2 cores.
+Three contenders, each in its own process, measured in the same run:
+- `plain_trl`, the peer: a plain TRL `GRPOTrainer` with the same model, prompts, GRPOConfig and the verifiers'
+  TRL reward function, and nothing of M2RL around it (rollouts by `model.generate`);
+- `m2rl_hf`: M2RL's `trl` backend (`m2rl.train.train`: data checks, the verifiers' reward through the
+  per-domain wrapper, metrics to MLflow, periodic checkpoints, the train card), rollouts by `generate`;
+- `m2rl_vllm`: the same with `train.backend_options.rollout_engine: vllm` (a colocated vLLM CPU engine,
+  refreshed with the trained weights every step; its start, compile included, is in the wall column only).
+A step's time is TRL's own `step_time` (generation + reward + loss + optimizer + weight refresh), the first
+step excluded as warm-up; the wall column is the whole call (model and engine load, data, saving) divided by
+the steps. Goal (issue 20): vllm rollouts at least 2x faster per step than the plain TRL path.
 """
 
 from __future__ import annotations
@@ -25,14 +28,15 @@ from pathlib import Path
 GENERATIONS, NEW_TOKENS = 8, 64
 
 
-def _spec(root: Path, model: str, steps: int, threads: int | None):
+def _spec(root: Path, model: str, steps: int, threads: int | None, prompts: int, engine: str):
     from m2rl.spec import spec_from_dict
 
     return spec_from_dict({
         "name": "bench-train", "base_model": model, "artifact_root": str(root / "artifacts"),
         "work_dir": str(root / "work"), "paradigms": ["mix"],
         "data": {"domains": {"math": {}}},
-        "train": {"backend": "trl", "lr": 1e-6, "samples_per_prompt": GENERATIONS, "rollout_batch_size": 1,
+        "train": {"backend": "trl", "backend_options": {"rollout_engine": engine}, "lr": 1e-6,
+                  "samples_per_prompt": GENERATIONS, "rollout_batch_size": prompts,
                   "steps": steps, "max_prompt_len": 512, "max_new_tokens": NEW_TOKENS, "temperature": 1.0,
                   "save_steps": steps, "cpu_threads": threads},
     })
@@ -47,14 +51,14 @@ def _data(root: Path) -> Path:
     return path
 
 
-def _m2rl(root: Path, model: str, steps: int, threads: int | None) -> dict:
+def _m2rl(root: Path, model: str, steps: int, threads: int | None, prompts: int, engine: str = "hf") -> dict:
     import mlflow
 
     from m2rl import tracking
     from m2rl.names import run_model
     from m2rl.train import train
 
-    spec = _spec(root, model, steps, threads)
+    spec = _spec(root, model, steps, threads, prompts, engine)
     data = _data(root)
     with tracking.command_run("train", spec, model=run_model("math")):
         t = time.perf_counter()
@@ -67,7 +71,7 @@ def _m2rl(root: Path, model: str, steps: int, threads: int | None) -> dict:
     return {"step_seconds": step_s, "wall": wall, "length": statistics.mean(lengths) if lengths else 0.0}
 
 
-def _plain_trl(root: Path, model: str, steps: int, threads: int | None) -> dict:
+def _plain_trl(root: Path, model: str, steps: int, threads: int | None, prompts: int) -> dict:
     import torch
     from datasets import Dataset
     from transformers import AutoTokenizer, TrainerCallback
@@ -86,7 +90,7 @@ def _plain_trl(root: Path, model: str, steps: int, threads: int | None) -> dict:
     tok = AutoTokenizer.from_pretrained(str(folder), padding_side="left")
     cfg = GRPOConfig(
         output_dir=str(root / "plain"), max_steps=steps, learning_rate=1e-6, num_generations=GENERATIONS,
-        generation_batch_size=GENERATIONS, per_device_train_batch_size=GENERATIONS,
+        generation_batch_size=GENERATIONS * prompts, per_device_train_batch_size=GENERATIONS * prompts,
         max_completion_length=NEW_TOKENS, temperature=1.0, beta=0.0, epsilon=0.2, epsilon_high=0.28,
         loss_type="dapo", logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
         disable_tqdm=True, seed=42,
@@ -107,12 +111,19 @@ def _plain_trl(root: Path, model: str, steps: int, threads: int | None) -> dict:
             "length": statistics.mean(s["completions/mean_length"] for s in seen) if seen else 0.0}
 
 
-def child(which: str, model: str, steps: int, threads: int | None) -> None:
+CONTENDERS = {
+    "plain_trl": _plain_trl,
+    "m2rl_hf": _m2rl,
+    "m2rl_vllm": lambda *a: _m2rl(*a, engine="vllm"),
+}
+
+
+def child(which: str, model: str, steps: int, threads: int | None, prompts: int) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
     with tempfile.TemporaryDirectory(prefix=f"m2rl-bench-{which}-") as tmp:
-        res = {"m2rl": _m2rl, "plain_trl": _plain_trl}[which](Path(tmp), model, steps, threads)
+        res = CONTENDERS[which](Path(tmp), model, steps, threads, prompts)
     print("RESULT " + json.dumps(res), flush=True)
 
 
@@ -121,17 +132,22 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m-instruct", help="model reference (m2rl.models)")
     ap.add_argument("--steps", type=int, default=4, help="GRPO steps per contender (the first is warm-up)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    ap.add_argument("--child", choices=["m2rl", "plain_trl"], help=argparse.SUPPRESS)
+    ap.add_argument("--prompts", type=int, default=4, help="prompts per GRPO step (default 4, the demo's)")
+    ap.add_argument("--only", nargs="+", choices=list(CONTENDERS), default=list(CONTENDERS),
+                    help="contenders to run (default all; plain_trl always runs, it is the peer)")
+    ap.add_argument("--child", choices=list(CONTENDERS), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        child(a.child, a.model, a.steps, a.threads)
+        child(a.child, a.model, a.steps, a.threads, a.prompts)
         return
     from m2rl.models import resolve_model
 
     resolve_model(a.model)  # convert / build once, outside the timings
     results = {}
-    for which in ("plain_trl", "m2rl"):
-        cmd = [sys.executable, __file__, "--child", which, "--model", a.model, "--steps", str(a.steps)]
+    names = ["plain_trl", *(n for n in a.only if n != "plain_trl")]
+    for which in names:
+        cmd = [sys.executable, __file__, "--child", which, "--model", a.model, "--steps", str(a.steps),
+               "--prompts", str(a.prompts)]
         if a.threads:
             cmd += ["--threads", str(a.threads)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -140,17 +156,17 @@ def main() -> None:
             sys.exit(f"{which} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         results[which] = json.loads(line[-1][len("RESULT "):])
     peer = results["plain_trl"]
-    print(f"GRPO step on the CPU: {a.model}, {GENERATIONS} generations x {NEW_TOKENS} tokens, {a.steps} steps "
-          f"(first excluded), threads={a.threads or 'all'}")
+    print(f"GRPO step on the CPU: {a.model}, {a.prompts} prompts x {GENERATIONS} generations x {NEW_TOKENS} "
+          f"tokens, {a.steps} steps (first excluded), threads={a.threads or 'all'}")
     print(f"{'contender':<12} {'timed steps':>11} {'s/step (median)':>16} {'s/step (mean)':>14} "
-          f"{'wall s/step':>12} {'mean len':>9} {'ratio vs peer':>14}")
-    for which in ("plain_trl", "m2rl"):
+          f"{'wall s/step':>12} {'mean len':>9} {'time vs peer':>13} {'speed-up':>9}")
+    peer_med = statistics.median(peer["step_seconds"][1:] or peer["step_seconds"])
+    for which in names:
         r = results[which]
         timed = r["step_seconds"][1:] or r["step_seconds"]
         med, mean = statistics.median(timed), statistics.mean(timed)
-        ratio = med / statistics.median(peer["step_seconds"][1:] or peer["step_seconds"])
         print(f"{which:<12} {len(timed):>11} {med:>16.2f} {mean:>14.2f} {r['wall'] / a.steps:>12.2f} "
-              f"{r['length']:>9.1f} {ratio:>13.2f}x")
+              f"{r['length']:>9.1f} {med / peer_med:>12.2f}x {peer_med / med:>8.2f}x")
 
 
 if __name__ == "__main__":

@@ -68,14 +68,14 @@ def h64_model(tmp_path_factory):
 
 
 @needs_vllm
-def test_grpo_with_vllm_rollouts_refreshes_the_engine(tmp_path, tmp_cache, mlflow_store, h64_model):
-    """Two GRPO steps sampled by the colocated engine (float32, eager). A random model earns no reward, so the
+def test_grpo_with_vllm_rollouts_refreshes_the_engine(tmp_path, tmp_cache, mlflow_store, h64_model, monkeypatch):
+    """Two GRPO steps sampled by the colocated engine (float32 engine and training, eager). A random model earns no reward, so the
     update that moves the weights is AdamW's decoupled weight decay (large on purpose): the second rollout and
     the final check run on weights the engine only has if the refresh works."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from m2rl import tracking
+    from m2rl import progress, tracking
     from m2rl.records import render_chat, write_records
     from m2rl.train import trl_vllm
 
@@ -83,13 +83,19 @@ def test_grpo_with_vllm_rollouts_refreshes_the_engine(tmp_path, tmp_cache, mlflo
     data = tmp_path / "math.parquet"
     write_records(data, recs)
     spec = tiny_spec(tmp_path, lr=5e-2, weight_decay=1.0, rollout_batch_size=2, samples_per_prompt=2,
-                     max_prompt_len=512, max_new_tokens=8, cpu_threads=None,
+                     max_prompt_len=512, max_new_tokens=8, cpu_threads=None, bf16=False,
                      backend_options={**VLLM, "vllm_dtype": "float32", "enforce_eager": True})
     out = tmp_path / "artifacts" / "models" / "math"
+    events = tmp_path / "events.jsonl"
+    monkeypatch.setenv(progress.EVENTS_ENV, str(events))  # as inside a pipeline task
+    monkeypatch.setenv(progress.TASK_ENV, "train/single-math")
     with tracking.stage_run("train", model="math"):
         result = train(spec, "math", str(data), str(h64_model), str(out))
 
     assert result.steps == 2
+    shown = [json.loads(x)["detail"] for x in events.read_text().splitlines()]
+    assert shown[0] == "starting the vLLM rollout engine"
+    assert [d.split(" reward=")[0] for d in shown[1:]] == ["step 1/2", "step 2/2"]
     card = json.loads((out / "train_card.json").read_text())
     assert card["rollout_logprob_gap"] < 1e-3  # the engine samples the trained policy
     # ... and the trained policy is not the base's: an engine left on the base weights would be far off

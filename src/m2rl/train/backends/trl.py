@@ -35,7 +35,7 @@ from typing import Any
 from m2rl import progress as progress_events
 from m2rl import storage
 from m2rl.models import ensure_tool_calling
-from m2rl.train import checkpoints, trl_envs, trl_vllm
+from m2rl.train import checkpoints, trl_cpu, trl_envs, trl_vllm
 from m2rl.train.job import BackendRun, TrainError, TrainJob
 from m2rl.train.metrics import TRL_DOMAIN_PREFIX, TRL_ENV_PREFIX, MetricSink, map_trl_logs
 from m2rl.train.registry import TRAIN_BACKENDS, register_backend
@@ -92,7 +92,7 @@ def grpo_config_kwargs(job: TrainJob, output_dir: str | Path) -> dict[str, Any]:
         save_total_limit=t.keep_checkpoints,
         report_to="none",
         use_cpu=True,
-        bf16=False,
+        bf16=t.bf16 and trl_cpu.bf16_matmuls(),  # CPU autocast where bf16 matmuls are native (trl_cpu)
         fp16=False,
         gradient_checkpointing=False,
         disable_tqdm=True,
@@ -345,7 +345,8 @@ class TrlBackend:
         if opts.rollout_engine == "vllm":
             trl_vllm.install(trainer)
         trainer.remove_callback(PrinterCallback)
-        trainer.train(resume_from_checkpoint=str(latest) if latest else None)
+        with trl_cpu.completion_logprobs():
+            trainer.train(resume_from_checkpoint=str(latest) if latest else None)
         if trainer.state.global_step < config.max_steps:
             raise RuntimeError(
                 f"trl stopped after {trainer.state.global_step} of {config.max_steps} optimizer steps"
