@@ -9,8 +9,9 @@ every row is evaluated by `m2rl.evaluate.evaluate` (one call per row, the loaded
 the calls), so pass@1 and its 95% bootstrap CI are the stage's own metrics. Prints a markdown table.
 
     python scripts/base_rates.py                                   # the default rows, SmolLM2-135M-Instruct
-    python scripts/base_rates.py --rows science:element_pick agent:tool_single --problems 32 --k 2
+    python scripts/base_rates.py --rows science:element_compare agent:tool_single --problems 32 --k 2
     python scripts/base_rates.py --backend hf --out work/base_rates
+    python scripts/base_rates.py --rows code:echo_transform --fresh   # after changing a kind's prompts
 
 A row is `domain:kind[+kind...]` with optional `:lastnum` (math's allow_last_number).
 """
@@ -18,6 +19,7 @@ A row is `domain:kind[+kind...]` with optional `:lastnum` (math's allow_last_num
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -25,10 +27,10 @@ from pathlib import Path
 DEFAULT_ROWS = (
     "math:mental:lastnum",
     "code:echo_transform",
-    "science:compare_pick",
+    "science:element_compare",
+    "science:unit_pick",
     "if:single_constraint",
     "agent:tool_single",
-    "agent:workplace_guided",
 )
 # new-token budgets per domain: the demo's training budget (64), code's eval budget (96)
 BUDGETS = {"math": 64, "code": 96, "science": 64, "if": 64, "agent": 64}
@@ -80,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-new-tokens", type=int, default=None, help="one budget for every row (default: per domain)")
     ap.add_argument("--kv-cache-gib", type=int, default=1, help="vllm backend: KV cache size (default 1)")
     ap.add_argument("--out", default="work/base_rates", help="eval folder (samples are cached there)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="drop a row's cached samples first (the cache key has no prompts: use after changing a kind)")
     args = ap.parse_args(argv)
     rows = [parse_row(r) for r in args.rows]
 
@@ -101,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                                  top_p=0.7, max_new_tokens=budget, options=options)
             tag = "+".join(kinds) + (" (last number)" if lastnum else "")
             out = str(Path(args.out) / f"{domain}-{'+'.join(kinds)}{'-lastnum' if lastnum else ''}")
+            if args.fresh:
+                shutil.rmtree(out, ignore_errors=True)
             res = stage.evaluate(args.model, [spec], out, backend, settings=settings, track=False,
                                  env_params=ENV_PARAMS)
             m = res.metrics[f"builtin_{domain}"]

@@ -124,7 +124,7 @@ def test_source_limit_seed_and_domains():
     ({}, "poetry", "unknown domain 'poetry'"),
     ({"kinds": ["mental", "calculus"]}, "math", "options.kinds: unknown math kind 'calculus'"),
     ({"kinds": []}, "math", "options.kinds must be a non-empty list"),
-    ({"kinds": ["x"]}, "if", "options.kinds: domain 'if' has no problem kinds"),
+    ({"kinds": ["x"]}, "if", "options.kinds: unknown if kind 'x'"),
     ({"allow_last_number": "yes"}, "math", "options.allow_last_number: Input should be a valid boolean"),
     ({"allow_last_number": True}, "science", "options.allow_last_number applies to the math domain only"),
 ])

@@ -5,9 +5,11 @@ One module per domain (`math`, `science`, `ifeval`, `code`, `agent`); each expos
 `to_record(problem)` (the unified record without its id). `generate(domain, seed, count)` builds the
 records once per (domain, seed, count) and caches them; the `builtin` data source streams copies.
 
-Variants (`Variant`): the math and science generators draw from named problem kinds (`kinds_of`), by
-default their standard mix; `kinds` restricts the draw to some of them or adds opt-in ones (math's
-`mental`). `allow_last_number` marks math records to accept the response's last number when it has no
+Variants (`Variant`): every generator draws from named problem kinds (`kinds_of`: a module's `KINDS`, the
+standard mix, and `EXTRA_KINDS`, opt-in), by default the standard mix; `kinds` restricts the draw to some
+of them or adds opt-in ones: the "learnable" kinds for small models (math `mental`, science
+`element_compare` and `unit_pick`, code `echo_transform`, if `single_constraint`, agent `tool_single`) and
+agent's multi-turn `workplace`. `allow_last_number` marks math records to accept the response's last number when it has no
 `Answer:` line (the math verifier's opt-in fallback), for models too small to follow the format. A variant
 other than the default gets its own record ids (`builtin-math-mental-00017`), so it never collides with
 the standard set.

@@ -5,6 +5,10 @@ the request (every argument value is stated in it, every tool parameter is requi
 The verifier block carries `ground_truth` (the calls, in the order the user asks for them) and `tools`
 (the schemas shown to the model).
 
+Opt-in kind `tool_single` (`options.kinds: [tool_single]`): one request, one call with one or two arguments
+stated in it, two tools shown, after a worked example (a user turn and the assistant's call, to the same tool
+or the other one): for models too small for the standard mix.
+
 Opt-in kind `workplace` (`options.kinds: [workplace]`): multi-turn environment records on the generated
 workplace sandbox (`m2rl.envs`, `verifier.type: env`): a one-call action on a stated id, or a look-up
 (search the inbox, the calendar, the tasks, the CRM) then the action; the ground truth is computed from the
@@ -254,6 +258,7 @@ class AgentProblem:
     user: str
     tools: tuple[dict[str, Any], ...]
     calls: tuple[Call, ...]
+    shots: tuple[tuple[str, str], ...] = ()  # worked examples before the request: (user, assistant) turns
 
 
 def _capital(text: str) -> str:
@@ -300,8 +305,38 @@ def workplace(rng: random.Random) -> WorkplaceProblem:
                             task)
 
 
+# requests whose call has one or two arguments, each stated literally in the request
+SIMPLE_BUILDERS: tuple[Builder, ...] = (_weather, _forecast, _timer, _stock, _translate, _todo, _order, _music,
+                                        _recipes)
+
+
+def _request(phrase: str, rng: random.Random) -> str:
+    return _capital(phrase) + rng.choice((".", ", please."))
+
+
+def tool_single(rng: random.Random) -> AgentProblem:
+    """Opt-in kind: one request, one call with one or two arguments copied from it; two tools shown, and before
+    the request a worked example as a chat turn: three times in four a call to the same tool (all its values
+    different: the answer adapts the example), else to the other tool (the answer takes the example's format
+    but the name and arguments from the schema). A warm-up for models too small for the standard mix
+    (options.kinds: [tool_single]); SmolLM2-135M solves about half of the first case and almost none of the second."""
+    builder, other = rng.sample(SIMPLE_BUILDERS, 2)
+    phrase, call = builder(rng)
+    _, distractor = other(rng)
+    same = rng.random() < 0.75
+    while True:  # the example: no argument value in common with the task's call
+        ex_phrase, ex_call = (builder if same else other)(rng)
+        if all(ex_call["arguments"].get(k) != v for k, v in call["arguments"].items()):
+            break
+    shown = [TOOLS[call["name"]], TOOLS[distractor["name"]]]
+    rng.shuffle(shown)
+    system = SYSTEM_TEMPLATE.format(tools="\n".join(json.dumps(t) for t in shown))
+    shot = (_request(ex_phrase, rng), f"<tool_call>\n{json.dumps(ex_call)}\n</tool_call>")
+    return AgentProblem(system, _request(phrase, rng), tuple(shown), (call,), shots=(shot,))
+
+
 KINDS = (tool_task,)
-EXTRA_KINDS = (workplace,)  # drawn only when asked for by name (options.kinds: [workplace])
+EXTRA_KINDS = (workplace, tool_single)  # drawn only when asked for by name (options.kinds: [tool_single])
 
 
 def problems(rng: random.Random, count: int, kinds: Sequence[Callable] = KINDS) -> list[Any]:
@@ -314,6 +349,9 @@ def to_record(p: AgentProblem | WorkplaceProblem) -> dict[str, Any]:
                 "verifier": {"type": "env", "env": "workplace_assistant", "sandbox": "generated", "sandbox_seed": 0,
                              "ground_truth": p.task.ground_truth(), "category": f"workplace_assistant_{p.task.toolkit}",
                              "kind": p.task.level, "tools": list(p.tools)}}
-    return {"prompt": chat(p.user, system=p.system), "label": "",
+    prompt = chat(p.user, system=p.system)
+    for user, assistant in reversed(p.shots):  # the worked examples go between the system message and the request
+        prompt[1:1] = [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    return {"prompt": prompt, "label": "",
             "verifier": {"type": "tool_calls", "ground_truth": [json.loads(json.dumps(c)) for c in p.calls],
                          "tools": [json.loads(json.dumps(t)) for t in p.tools]}}

@@ -5,6 +5,11 @@ Every task family has two independent implementations: `oracle`, a Python functi
 expected output (what the records store), and `program`, the reference solution as a program text
 (what tests run in a subprocess and compare with the stored outputs). Families take parameters (a
 divisor, a shift, a base, ...) so that their prompts differ.
+
+Kinds: the standard kinds are the families (`KINDS`, named as the families, drawn in turn); the opt-in
+`echo_transform` (`EXTRA_KINDS`, `options.kinds: [echo_transform]`) draws from `EASY_FAMILIES`, one-line
+transforms of stdin, asked as a change to the shown program of a sibling task, for models too small
+for the rest.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import math as _m
 import random
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, combinations
 from string import Template
@@ -1030,6 +1035,8 @@ $body
 # --- problems ----------------------------------------------------------------------------------------
 
 def statement_text(f: Family, params: dict[str, Any], example_in: str, example_out: str) -> str:
+    if EASY_BY_NAME.get(f.name) is f:
+        return easy_statement(f, params, example_in, example_out)
     return (f"{f.statement(params)}\n\nExample\nInput:\n{example_in}Output:\n{example_out}\n{INSTRUCTION}")
 
 
@@ -1048,12 +1055,132 @@ def _task(f: Family, params: dict[str, Any], rng: random.Random) -> CodeProblem:
                        tuple(inputs), tuple(outputs), f.program(params))
 
 
-def problems(rng: random.Random, count: int) -> list[CodeProblem]:
+# --- one-line programs for small models (opt-in) --------------------------------------------------------
+
+# An easy family's `statement` is what its program does ("reads an integer n and prints n + 7"); the task
+# shows the program of a sibling task (`_SIBLINGS`: other parameters, never the task's own) and asks to
+# change it (`easy_statement`).
+EASY_FAMILIES: list[Family] = []
+_GREETINGS = ("Hello", "Hi", "Welcome", "Good morning", "Good evening", "Hey", "Goodbye", "Thank you", "Congratulations",
+              "Good night", "Cheers", "Greetings")
+_NAMES = ("Ana", "Ben", "Chen", "Dara", "Eli", "Fatima", "Gus", "Hana", "Ivan", "Jo", "Kemal", "Lena", "Mia", "Noor",
+          "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tariq")
+_SHIFT_OPS = {"plus": "+", "minus": "-", "times": "*"}
+_TWO = {"sum": "their sum a + b", "difference": "their difference a - b", "product": "their product a * b",
+        "larger": "the larger of them", "smaller": "the smaller of them"}
+_CASE = {"upper": "prints it in upper case", "reversed": "prints it reversed (its last character first)",
+         "length": "prints its number of characters", "words": "prints its number of words"}
+
+
+def _easy(name: str, params, statement, make_input, oracle, program) -> None:
+    EASY_FAMILIES.append(Family(name, params, statement, make_input, oracle, program))
+
+
+_easy(
+    "shift_number",
+    lambda r: (lambda op: {"op": op, "k": r.randint(2, 12) if op == "times" else r.randint(2, 500)})(
+        r.choice(("plus", "minus", "times"))),
+    lambda p: f"reads an integer n and prints n {_SHIFT_OPS[p['op']]} {p['k']}",
+    lambda r, p: f"{r.randint(-100, 100)}\n",
+    lambda p, s: _out({"plus": int(s) + p["k"], "minus": int(s) - p["k"], "times": int(s) * p["k"]}[p["op"]]),
+    lambda p: f"print(int(input()) {_SHIFT_OPS[p['op']]} {p['k']})\n",
+)
+
+_easy(
+    "two_numbers",
+    lambda r: {"what": r.choice(("sum", "difference", "product", "larger", "smaller"))},
+    lambda p: f"reads two integers a and b from one line and prints {_TWO[p['what']]}",
+    lambda r, p: f"{r.randint(-50, 99)} {r.randint(-50, 99)}\n",
+    lambda p, s: (lambda a, b: _out({"sum": a + b, "difference": a - b, "product": a * b, "larger": max(a, b),
+                                     "smaller": min(a, b)}[p["what"]]))(*map(int, s.split())),
+    lambda p: "a, b = map(int, input().split())\nprint(" + {"sum": "a + b", "difference": "a - b", "product": "a * b",
+                                                            "larger": "max(a, b)", "smaller": "min(a, b)"}[p["what"]]
+    + ")\n",
+)
+
+_easy(
+    "text_case",
+    lambda r: {"how": r.choice(("upper", "reversed", "length", "words"))},
+    lambda p: f"reads a line of text and {_CASE[p['how']]}",
+    lambda r, p: _sentence(r, 1, 4) + "\n",
+    lambda p, s: (lambda t: _out({"upper": t.upper(), "reversed": t[::-1], "length": len(t),
+                                  "words": len(t.split())}[p["how"]]))(s.rstrip("\n")),
+    lambda p: "print(" + {"upper": "input().upper()", "reversed": "input()[::-1]", "length": "len(input())",
+                          "words": "len(input().split())"}[p["how"]] + ")\n",
+)
+
+_easy(
+    "greet",
+    lambda r: {"greeting": r.choice(_GREETINGS), "mark": r.choice(("!", "."))},
+    lambda p: f"reads a name and prints `{p['greeting']}, <name>{p['mark']}`",
+    lambda r, p: r.choice(_NAMES) + "\n",
+    lambda p, s: _out(f"{p['greeting']}, {s.strip()}{p['mark']}"),
+    lambda p: f"print({p['greeting'] + ', '!r} + input() + {p['mark']!r})\n",
+)
+
+_easy(
+    "repeat_word",
+    lambda r: {"k": r.randint(2, 9), "sep": r.choice(("space", "line"))},
+    lambda p: f"reads a word and prints it {p['k']} times, " + (
+        "on one line, separated by single spaces" if p["sep"] == "space" else "each time on its own line"),
+    lambda r, p: r.choice(_WORDS) + "\n",
+    lambda p, s: (_out(" ".join([s.strip()] * p["k"])) if p["sep"] == "space" else _out(*[s.strip()] * p["k"])),
+    lambda p: ("w = input()\nprint(' '.join([w] * $k))\n" if p["sep"] == "space"
+               else "w = input()\nfor _ in range($k):\n    print(w)\n").replace("$k", str(p["k"])),
+)
+
+EASY_BY_NAME = {f.name: f for f in EASY_FAMILIES}
+
+# per easy family: the parameters of a sibling task, never equal to the task's own
+_SIBLINGS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "shift_number": lambda p: {"op": p["op"], "k": (2 if p["k"] != 2 else 3) if p["op"] == "times" else 1},
+    "two_numbers": lambda p: {"what": {"sum": "difference", "difference": "sum", "product": "sum", "larger": "smaller",
+                                       "smaller": "larger"}[p["what"]]},
+    "text_case": lambda p: {"how": {"upper": "reversed", "reversed": "upper", "length": "words",
+                                    "words": "length"}[p["how"]]},
+    "greet": lambda p: {"greeting": "Hello" if p["greeting"] != "Hello" else "Hi", "mark": p["mark"]},
+    "repeat_word": lambda p: {"k": 2 if p["k"] != 2 else 3, "sep": p["sep"]},
+}
+
+
+def easy_statement(f: Family, params: dict[str, Any], example_in: str, example_out: str) -> str:
+    """The task of an easy family: change the shown program of a sibling task into the asked one."""
+    sib = _SIBLINGS[f.name](params)
+    return (f"Here is a Python program that {f.statement(sib)}:\n```python\n{f.program(sib)}```\n"
+            f"Change it so that it {f.statement(params)} instead.\n\nExample input:\n{example_in}"
+            f"Expected output:\n{example_out}\nReply with the whole new program in a ```python code block.")
+
+
+def echo_transform(rng: random.Random) -> tuple[Family, dict[str, Any]]:
+    """Opt-in kind: a one-line program for a very simple transform of stdin (add a constant, add two numbers,
+    upper-case or reverse a line, greet a name, repeat a word), asked as a change to the shown program of a
+    sibling task, with an example run (`easy_statement`): a warm-up for models too small for the standard
+    families."""
+    f = rng.choice(EASY_FAMILIES)
+    return f, f.params(rng)
+
+
+# --- problems ----------------------------------------------------------------------------------------
+
+def _family_kind(f: Family) -> Callable[[random.Random], tuple[Family, dict[str, Any]]]:
+    def draw(rng: random.Random, f: Family = f) -> tuple[Family, dict[str, Any]]:
+        return f, f.params(rng)
+
+    draw.__name__ = f.name
+    return draw
+
+
+# the standard kinds: one per family, named as the family (drawn in turn, in FAMILIES order)
+KINDS = tuple(_family_kind(f) for f in FAMILIES)
+EXTRA_KINDS = (echo_transform,)  # drawn only when asked for by name (options.kinds: [echo_transform])
+
+
+def problems(rng: random.Random, count: int,
+             kinds: Sequence[Callable[[random.Random], tuple[Family, dict[str, Any]]]] = KINDS) -> list[CodeProblem]:
     from m2rl.data.builtin import draw_unique
 
     # uniqueness is on the task itself (family + parameters), drawn first (cheap); the tests come after
-    kinds = [lambda r, f=f: (f, f.params(r)) for f in FAMILIES]
-    tasks = draw_unique(kinds, count, rng, lambda fp: f"{fp[0].name} {sorted(fp[1].items())!r}")
+    tasks = draw_unique(list(kinds), count, rng, lambda fp: f"{fp[0].name} {sorted(fp[1].items())!r}")
     return [_task(f, params, rng) for f, params in tasks]
 
 

@@ -5,13 +5,16 @@ lm-eval's `ifeval` task); the record's verifier carries `instruction_id_list` an
 per id, `{}` for an instruction without arguments). Instructions that IFEval lists as conflicting are
 never combined, nor are a few more pairs that cannot both hold (all capitals with `Section` markers,
 a title before the first word of paragraph 1, ...), and no required phrase contains a forbidden word.
+
+Kinds: `instruction_problem` (the standard mix) and the opt-in `single_constraint` (`options.kinds:
+[single_constraint]`): a one-sentence request with one easy instruction, for models too small for the rest.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -387,8 +390,41 @@ def instruction_problem(rng: random.Random) -> IfProblem:
             return p
 
 
-def problems(rng: random.Random, count: int) -> list[IfProblem]:
-    return draw_unique([instruction_problem], count, rng, lambda p: p.prompt)
+# --- one easy constraint for small models (opt-in) ------------------------------------------------------
+
+SHORT_REQUESTS: tuple[Callable[[random.Random], str], ...] = (
+    lambda r: f"Write one sentence about {r.choice(TOPICS)}.",
+    lambda r: f"Describe {r.choice(TOPICS)} in one short sentence.",
+    lambda r: f"Write a short sentence about {r.choice(TOPICS)}.",
+)
+SHORT_END_PHRASES = ("Thank you.", "The end.", "That is all.", "Goodbye.", "See you soon.")
+
+# (instruction id, its kwargs and a short description): the IFEval ids the `ifeval` verifier checks
+_EASY: tuple[Callable[[random.Random], tuple[str, dict[str, Any], str]], ...] = (
+    lambda r: (lambda kw: ("keywords:existence", {"keywords": [kw]}, f"Include the word {kw}."))(r.choice(KEYWORDS)),
+    lambda r: ("punctuation:no_comma", {}, "Do not use any commas."),
+    lambda r: ("change_case:english_lowercase", {}, "Write only in lowercase letters, with no capital letters."),
+    lambda r: ("startend:quotation", {}, "Wrap your entire response in double quotation marks."),
+    lambda r: (lambda ph: ("startend:end_checker", {"end_phrase": ph},
+                           f'End your response with the exact phrase "{ph}"'))(r.choice(SHORT_END_PHRASES)),
+)
+
+
+def single_constraint(rng: random.Random) -> IfProblem:
+    """Opt-in kind: a one-sentence request with ONE easy IFEval instruction (include a word, no commas, all
+    lowercase, wrap in double quotes, end with a phrase), for models too small for the standard mix."""
+    request = rng.choice(SHORT_REQUESTS)(rng)
+    iid, kwargs, text = rng.choice(_EASY)(rng)
+    return IfProblem(f"{request} {text}", (iid,), (kwargs,))
+
+
+KINDS = (instruction_problem,)
+EXTRA_KINDS = (single_constraint,)  # drawn only when asked for by name (options.kinds: [single_constraint])
+
+
+def problems(rng: random.Random, count: int, kinds: Sequence[Callable[[random.Random], IfProblem]] = KINDS
+             ) -> list[IfProblem]:
+    return draw_unique(list(kinds), count, rng, lambda p: p.prompt)
 
 
 def to_record(p: IfProblem) -> dict[str, Any]:

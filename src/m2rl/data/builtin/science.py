@@ -5,6 +5,8 @@ from a small element table (symbols, atomic numbers, neutrons of isotopes, molar
 atomic masses stated in the question), biology facts, and Mendelian crosses (computed by enumerating
 the offspring). Numeric problems carry `check`, the formula with the problem's numbers; table problems
 carry `fact`, what the answer is looked up or computed from, so tests can recompute every gold letter.
+
+Opt-in kinds for small models (`options.kinds`): `element_compare` (two options) and `unit_pick` (three).
 """
 
 from __future__ import annotations

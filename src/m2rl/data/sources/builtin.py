@@ -2,9 +2,15 @@
 
 Options (`source.options`): `seed` (int, default 0) picks the generated set; `count` (int, default
 400) is how many records each domain generates before `source.limit` cuts the stream; `kinds` (list of
-names) draws only those problem kinds (math, science; math's opt-in `mental` kind is one-step arithmetic
-on small numbers for tiny models); `allow_last_number` (math) lets the verifier take the response's last
-number when it has no `Answer:` line. The source
+names) draws only those problem kinds (`builtin.kinds_of(domain)`: math's and science's kinds, code's
+families, if's `instruction_problem`, agent's `tool_task`), or adds opt-in ones. The opt-in "learnable"
+kinds are short problems that a ~135M model solves part of the time, so that GRPO sees reward variance
+from its first step: math `mental` (one operation on small numbers), science `element_compare` (which of
+two elements has the larger atomic number, 2 options) and `unit_pick` (a power-of-ten metric conversion, 3
+options), code `echo_transform` (a one-line stdin transform, with an example program), if
+`single_constraint` (one sentence with one easy IFEval instruction), agent `tool_single` (one tool, one call
+with 1-2 arguments stated in the request); agent's `workplace` is the multi-turn sandbox. `allow_last_number`
+(math) lets the verifier take the response's last number when it has no `Answer:` line. The source
 yields one pool per domain; the data stage makes the train/eval split, so `source.split` is not used.
 With no domain (a direct call) it yields every domain in turn.
 """
@@ -27,7 +33,9 @@ class BuiltinOptions(StrictModel):
     seed: StrictInt = Field(default=0, description="Picks the generated set (records of other seeds differ).")
     count: StrictInt = Field(default=builtin.DEFAULT_COUNT, ge=1, description="Records generated per domain.")
     kinds: list[str] | str | None = Field(
-        default=None, description="Draw only these problem kinds (math, science; math's opt-in `mental`)."
+        default=None, description="Draw only these problem kinds (builtin.kinds_of(domain)), e.g. the opt-in "
+        "learnable ones: math `mental`, science `element_compare`/`unit_pick`, code `echo_transform`, if "
+        "`single_constraint`, agent `tool_single` (or `workplace`)."
     )
     allow_last_number: StrictBool = Field(
         default=False, description="math: the verifier may take the response's last number as its answer."
