@@ -36,7 +36,7 @@ def _spec(root: Path, model: str, steps: int, threads: int | None, prompts: int,
         "work_dir": str(root / "work"), "paradigms": ["mix"],
         "data": {"domains": {"math": {}}},
         "train": {"backend": "trl", "backend_options": {"rollout_engine": engine}, "lr": 1e-6,
-                  "samples_per_prompt": GENERATIONS, "rollout_batch_size": prompts,
+                  "samples_per_prompt": GENERATIONS, "rollout_batch_size": prompts, "micro_train_batch_size": 8,
                   "steps": steps, "max_prompt_len": 512, "max_new_tokens": NEW_TOKENS, "temperature": 1.0,
                   "save_steps": steps, "cpu_threads": threads},
     })

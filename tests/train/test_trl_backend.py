@@ -33,11 +33,13 @@ def _metric_history(run_id: str, key: str) -> dict[int, float]:
 def test_grpo_config_mapping_is_accepted_by_trl(tmp_path):
     spec = tiny_spec(tmp_path, samples_per_prompt=4, rollout_batch_size=6, train_batch_size=12, kl_coef=0.02,
                      clip_low=0.1, clip_high=0.3, max_new_tokens=24, temperature=0.7, top_p=0.9, steps=5,
-                     save_steps=2, lr_warmup_ratio=0.1, advantage_estimator="dr_grpo")
+                     save_steps=2, lr_warmup_ratio=0.1, advantage_estimator="dr_grpo", micro_train_batch_size=4)
     job = plan(spec, "math", "d.parquet", "random:tiny", str(tmp_path / "out"))
     cfg = make_grpo_config(job, tmp_path / "ckpt")
     assert cfg.num_generations == 4 and cfg.generation_batch_size == 24
-    assert cfg.per_device_train_batch_size == 12 and cfg.steps_per_generation == 2
+    # one optimizer step = 12 samples in 3 micro-batches of 4; one generation of 24 feeds 6 micro-batches
+    assert cfg.per_device_train_batch_size == 4 and cfg.gradient_accumulation_steps == 3
+    assert cfg.steps_per_generation == 6
     assert cfg.max_steps == 10 and cfg.save_steps == 4  # 2 optimizer steps per GRPO step
     assert (cfg.beta, cfg.epsilon, cfg.epsilon_high) == (0.02, 0.1, 0.3)
     assert (cfg.max_completion_length, cfg.temperature, cfg.top_p) == (24, 0.7, 0.9)
@@ -45,6 +47,14 @@ def test_grpo_config_mapping_is_accepted_by_trl(tmp_path):
     assert cfg.scale_rewards == "none" and cfg.loss_type == "dr_grpo"
     assert cfg.use_cpu and cfg.report_to in ([], "none", ["none"])
     assert not getattr(cfg, "activation_checkpointing", cfg.gradient_checkpointing)
+
+
+def test_micro_batch_must_divide_an_optimizer_step(tmp_path):
+    from m2rl.train import TrainError, describe
+
+    spec = tiny_spec(tmp_path, samples_per_prompt=4, rollout_batch_size=3, micro_train_batch_size=5)
+    with pytest.raises(TrainError, match=r"train.micro_train_batch_size: 5 must divide .* \(12"):
+        describe(spec, "math", "d.parquet", "random:tiny", str(tmp_path / "out"))
 
 
 def test_domain_reward_logs_each_domain_mean():

@@ -55,11 +55,24 @@ def optimizer_steps_per_grpo_step(job: TrainJob) -> int:
     return rollout // (t.train_batch_size or rollout)
 
 
+def micro_batch(job: TrainJob) -> int:
+    """Samples per forward/backward pass: `train.micro_train_batch_size`, at most one optimizer step's batch."""
+    t = job.train
+    per_optimizer_step = t.rollout_batch_size * t.samples_per_prompt // optimizer_steps_per_grpo_step(job)
+    return min(t.micro_train_batch_size, per_optimizer_step)
+
+
 def grpo_config_kwargs(job: TrainJob, output_dir: str | Path) -> dict[str, Any]:
-    """GRPOConfig arguments (TRL 1.16 names) for the job's spec; plain values, no TRL import."""
+    """GRPOConfig arguments (TRL 1.16 names) for the job's spec; plain values, no TRL import.
+
+    One generation of `rollout_batch_size x samples_per_prompt` feeds `optimizer_steps_per_grpo_step`
+    optimizer steps, each accumulated over micro-batches of `micro_batch` samples (TRL's
+    per_device_train_batch_size x gradient_accumulation_steps): the memory of a pass is bounded by the micro
+    batch, the update is the same."""
     t = job.train
     rollout = t.rollout_batch_size * t.samples_per_prompt
     per_step = optimizer_steps_per_grpo_step(job)
+    micro = micro_batch(job)
     scheduler = t.lr_scheduler
     if scheduler == "constant" and t.lr_warmup_ratio > 0:
         scheduler = "constant_with_warmup"
@@ -72,8 +85,8 @@ def grpo_config_kwargs(job: TrainJob, output_dir: str | Path) -> dict[str, Any]:
         max_grad_norm=t.max_norm,
         num_generations=t.samples_per_prompt,
         generation_batch_size=rollout,
-        per_device_train_batch_size=rollout // per_step,
-        gradient_accumulation_steps=1,
+        per_device_train_batch_size=micro,
+        gradient_accumulation_steps=rollout // per_step // micro,
         num_iterations=1,
         max_completion_length=t.max_new_tokens,
         temperature=t.temperature,
@@ -241,6 +254,12 @@ class TrlBackend:
         if t.kl_coef > 0 and t.kl_estimator != "k3":
             raise TrainError(f"train.kl_estimator: the trl backend's KL loss is k3, got {t.kl_estimator!r}")
         trl_vllm.check(job, options(job))
+        per_optimizer_step = t.rollout_batch_size * t.samples_per_prompt // optimizer_steps_per_grpo_step(job)
+        if per_optimizer_step % micro_batch(job):
+            raise TrainError(
+                f"train.micro_train_batch_size: {t.micro_train_batch_size} must divide the samples of one optimizer "
+                f"step ({per_optimizer_step}: rollout_batch_size x samples_per_prompt / train_batch_size steps)"
+            )
         if t.lr_scheduler not in HF_SCHEDULERS:
             raise TrainError(f"train.lr_scheduler: {t.lr_scheduler!r} is not one of {', '.join(HF_SCHEDULERS)}")
         if t.nodes > 1:
