@@ -21,7 +21,11 @@ def make_config(tmp_path, **kw):
     args = dict(output_dir=str(tmp_path / "out"), max_steps=2, learning_rate=5e-3, per_device_train_batch_size=4,
                 gradient_accumulation_steps=1, max_completion_length=8, temperature=1.0, beta=1.0, seed=0,
                 logging_steps=1, save_strategy="no", report_to="none", use_cpu=True, bf16=False,
-                activation_checkpointing=False, disable_tqdm=True, dataloader_num_workers=0)
+                disable_tqdm=True, dataloader_num_workers=0)
+    # transformers >= 5.20 renamed gradient_checkpointing (the cpu-vllm extra pins < 5.20)
+    ckpt = "activation_checkpointing" if "activation_checkpointing" in DistillationConfig.__dataclass_fields__ \
+        else "gradient_checkpointing"
+    args[ckpt] = False
     args.update(kw)
     return DistillationConfig(**args)
 
