@@ -55,11 +55,14 @@ def optimizer_steps_per_grpo_step(job: TrainJob) -> int:
     return rollout // (t.train_batch_size or rollout)
 
 
+def samples_per_optimizer_step(job: TrainJob) -> int:
+    t = job.train
+    return t.rollout_batch_size * t.samples_per_prompt // optimizer_steps_per_grpo_step(job)
+
+
 def micro_batch(job: TrainJob) -> int:
     """Samples per forward/backward pass: `train.micro_train_batch_size`, at most one optimizer step's batch."""
-    t = job.train
-    per_optimizer_step = t.rollout_batch_size * t.samples_per_prompt // optimizer_steps_per_grpo_step(job)
-    return min(t.micro_train_batch_size, per_optimizer_step)
+    return min(job.train.micro_train_batch_size, samples_per_optimizer_step(job))
 
 
 def grpo_config_kwargs(job: TrainJob, output_dir: str | Path) -> dict[str, Any]:
@@ -86,7 +89,7 @@ def grpo_config_kwargs(job: TrainJob, output_dir: str | Path) -> dict[str, Any]:
         num_generations=t.samples_per_prompt,
         generation_batch_size=rollout,
         per_device_train_batch_size=micro,
-        gradient_accumulation_steps=rollout // per_step // micro,
+        gradient_accumulation_steps=samples_per_optimizer_step(job) // micro,
         num_iterations=1,
         max_completion_length=t.max_new_tokens,
         temperature=t.temperature,
@@ -117,6 +120,7 @@ def grpo_config_kwargs(job: TrainJob, output_dir: str | Path) -> dict[str, Any]:
         kwargs["adam_beta1"], kwargs["adam_beta2"] = t.adam_betas
     if scheduler == "cosine_with_min_lr":
         kwargs["lr_scheduler_kwargs"] = {"min_lr_rate": t.min_lr_ratio}
+    kwargs.update(trl_vllm.grpo_kwargs(job, options(job)))  # the rollout engine's (none for hf)
     return kwargs
 
 
@@ -131,7 +135,7 @@ def make_grpo_config(job: TrainJob, output_dir: str | Path) -> Any:
 
     from trl import GRPOConfig
 
-    kwargs = {**grpo_config_kwargs(job, output_dir), **trl_vllm.grpo_kwargs(job, options(job))}
+    kwargs = grpo_config_kwargs(job, output_dir)
     if "activation_checkpointing" in {f.name for f in dataclasses.fields(GRPOConfig)}:
         kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
     return GRPOConfig(**kwargs)
@@ -254,7 +258,7 @@ class TrlBackend:
         if t.kl_coef > 0 and t.kl_estimator != "k3":
             raise TrainError(f"train.kl_estimator: the trl backend's KL loss is k3, got {t.kl_estimator!r}")
         trl_vllm.check(job, options(job))
-        per_optimizer_step = t.rollout_batch_size * t.samples_per_prompt // optimizer_steps_per_grpo_step(job)
+        per_optimizer_step = samples_per_optimizer_step(job)
         if per_optimizer_step % micro_batch(job):
             raise TrainError(
                 f"train.micro_train_batch_size: {t.micro_train_batch_size} must divide the samples of one optimizer "
@@ -267,7 +271,7 @@ class TrlBackend:
                              "nodes; set nodes: 1 (or backend: openrlhf for a multi-node RayJob)")
 
     def describe(self, job: TrainJob) -> list[str]:
-        kwargs = {**grpo_config_kwargs(job, job.scratch / "checkpoints"), **trl_vllm.grpo_kwargs(job, options(job))}
+        kwargs = grpo_config_kwargs(job, job.scratch / "checkpoints")
         return ["trl.GRPOTrainer", f"--model={job.base}", f"--data={job.data}",
                 *(f"--{k}={v}" for k, v in kwargs.items())]
 
