@@ -298,3 +298,23 @@ def test_eval_folder_on_s3(planted, tiny_model, s3_env, tmp_cache):
     assert json.loads(storage.read_text(f"{out}/metrics.json"))["benchmarks"]["builtin_science"]["avg_at_k"] == 0.25
     again = evaluate(tiny_model, specs, out, settings=SETTINGS, track=False)
     assert again.generated_samples == 0 and again.reused_samples == first.generated_samples == 8
+
+
+def test_cache_is_keyed_by_the_records_content_not_only_their_ids(tiny_model, tmp_path):
+    from m2rl.evaluate.benchmarks.builtin import _regenerate
+    from m2rl.records import write_records
+
+    data = tmp_path / "math.parquet"
+    recs = _regenerate("builtin_math", "math", BenchmarkSpec(name="builtin_math", max_new_tokens=4))[:3]
+    write_records(data, recs)
+    spec = [BenchmarkSpec(name="builtin_math", k=2, path=str(data), max_new_tokens=4)]
+    out = tmp_path / "e"
+    first = evaluate(tiny_model, spec, str(out), settings=SETTINGS, track=False)
+    assert first.generated_samples == 6
+    assert evaluate(tiny_model, spec, str(out), settings=SETTINGS, track=False).reused_samples == 6
+    # the split rebuilt: the same ids now name other problems, so nothing stored may be reused
+    changed = [{**r, "prompt": [{**m, "content": m["content"] + " (again)"} for m in r["prompt"]]} for r in recs]
+    write_records(data, changed)
+    again = evaluate(tiny_model, spec, str(out), settings=SETTINGS, track=False)
+    assert again.reused_samples == 0 and again.generated_samples == 6
+    assert all(row["prompt"].count("(again)") == 1 for row in samples(out, "builtin_math"))

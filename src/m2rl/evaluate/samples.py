@@ -1,8 +1,8 @@
 """Per-sample rows of one benchmark: the `samples.parquet` table, its cache key, and resume chunks.
 
 `<out>/<benchmark>/samples.parquet` holds one row per (problem, sample) with the columns of the
-stage contract; its parquet metadata carries the generation key (model fingerprint, benchmark, K,
-sampling, seed, backend) so that the file alone says which generation it is (no separate file can
+stage contract; its parquet metadata carries the generation key (model fingerprint, benchmark, the
+content of its records, K, sampling, seed, backend) so that the file alone says which generation it is (no separate file can
 disagree with it). While a benchmark is being generated, each finished batch is written as a chunk
 under a `.partial/<key>` folder; an interrupted run resumes from them. Both are written atomically.
 """
@@ -37,8 +37,19 @@ KEY_META = b"m2rl.generation"
 
 
 def generation_key(info: dict[str, Any]) -> str:
-    """A short hash of what determines the samples (model, benchmark, K, sampling, seed, backend)."""
+    """A short hash of what determines the samples (model, benchmark, records, K, sampling, seed, backend)."""
     return hashlib.sha256(json.dumps(info, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def records_digest(records: list[dict[str, Any]]) -> str:
+    """Identity of the problems a benchmark generates for: each record's id, prompt, label and verifier, in
+    order. Samples are cached by (problem id, sample index), so a rebuilt split whose ids name other prompts
+    (another seed, other kinds) must not reuse them."""
+    h = hashlib.sha256()
+    for r in records:
+        h.update(json.dumps([r.get("id"), r.get("prompt"), r.get("label"), r.get("verifier")], sort_keys=True,
+                            default=str, ensure_ascii=False).encode())
+    return h.hexdigest()[:16]
 
 
 def model_fingerprint(folder: str | Path) -> str:

@@ -3,8 +3,8 @@
 `evaluate(model, benchmarks, out, backend=...)` writes under `out` (a local folder or s3:// URI):
 `metrics.json` and `<benchmark>/samples.parquet` (see docs of m2rl.evaluate.samples). Bad input
 (an unknown benchmark or backend, a missing dataset file, a model folder without weights) fails
-before any generation. Samples are cached: the same model, benchmark, K, sampling, seed and backend
-reuse the stored samples and are only rescored; an interrupted run resumes from its finished batches.
+before any generation. Samples are cached: the same model, benchmark records, K, sampling, seed and
+backend reuse the stored samples and are only rescored; an interrupted run resumes from its finished batches.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from m2rl.evaluate.registry import (
     get_benchmark,
     load_benchmark,
 )
-from m2rl.evaluate.samples import SampleStore, generation_key, model_fingerprint
+from m2rl.evaluate.samples import SampleStore, generation_key, model_fingerprint, records_digest
 from m2rl.names import Layout
 from m2rl.progress import report as report_progress
 from m2rl.registry import EVAL_BACKENDS
@@ -265,7 +265,8 @@ def evaluate(
     generator: Generator | None = None
     try:
         for run in runs:
-            info = {"model": fingerprint, "benchmark": run.bench.name, "k": run.k, "sampling": asdict(run.sampling),
+            info = {"model": fingerprint, "benchmark": run.bench.name, "records": records_digest(run.records),
+                    "k": run.k, "sampling": asdict(run.sampling),
                     "seed": settings.seed, "backend": backend, "options": run.spec.options,
                     **({"backend_options": own} if own else {})}
             store = SampleStore(out, run.bench.name, generation_key(info), info)
