@@ -61,7 +61,7 @@ def _apis(api_client: Any) -> tuple[Any, Any]:
 def installed(kube):
     """The chart (as docs/deploy.md installs it) applied for real; the launcher's token from TokenRequest."""
     with apiserver.in_netns(kube.netns):
-        dyn = _dynamic(kube.client())
+        dyn = _dynamic(kube)
         for obj in objects(INSTALL):
             _apply(dyn, obj, dry_run=False)
         token = apiserver.service_account_token(kube.client(), RUN_NS, LAUNCHER_SA)
@@ -69,15 +69,25 @@ def installed(kube):
     return token
 
 
-def _dynamic(api_client: Any) -> Any:
+def _dynamic(cluster: apiserver.Cluster) -> Any:
+    """A DynamicClient whose discovery cache is this cluster's own: the default file is keyed by the host alone
+    (https://127.0.0.1:6443 in every test cluster's namespace), so parallel workers would read each other's."""
     from kubernetes.dynamic import DynamicClient
 
-    return DynamicClient(api_client)
+    return DynamicClient(cluster.client(), cache_file=str(cluster.run_dir / "discovery-cache.json"))
+
+
+def _resource(dyn: Any, obj: dict[str, Any]) -> Any:
+    """The API resource of `obj`. A core kind (apiVersion `v1`) is looked up under /api only: with no group the
+    client would walk every group of /apis, and a CRD group that is listed but not yet served answers 404."""
+    api_version = obj["apiVersion"]
+    prefix = "apis" if "/" in api_version else "api"
+    return dyn.resources.get(prefix=prefix, api_version=api_version, kind=obj["kind"])
 
 
 def _apply(dyn: Any, obj: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:
     """Server-side apply (what `kubectl apply --server-side` sends), optionally as a server dry run."""
-    res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+    res = _resource(dyn, obj)
     ns = obj["metadata"].get("namespace") or NAMESPACE
     kw: dict[str, Any] = {"field_manager": "m2rl-tests", "force_conflicts": True}
     if dry_run:
@@ -96,7 +106,7 @@ def _body(exc: Any) -> str:
 def test_every_chart_object_passes_server_side_dry_run(in_kube, toggle):
     from kubernetes.client.exceptions import ApiException
 
-    dyn = _dynamic(in_kube.client())
+    dyn = _dynamic(in_kube)
     objs = objects(TOGGLES[toggle])
     rejected = []
     for obj in objs:
@@ -112,9 +122,9 @@ def test_every_chart_object_passes_server_side_dry_run(in_kube, toggle):
 
 def test_chart_applied_for_real_is_stored_as_rendered(in_kube, installed):
     """Every object of the docs' install exists afterwards, and nothing it set was dropped by the server."""
-    dyn = _dynamic(in_kube.client())
+    dyn = _dynamic(in_kube)
     for obj in objects(INSTALL):
-        res = dyn.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        res = _resource(dyn, obj)
         ns = obj["metadata"].get("namespace") or NAMESPACE
         stored = res.get(name=obj["metadata"]["name"], namespace=ns).to_dict()
         assert _missing(obj.get("spec"), stored.get("spec")) == [], f"{obj['kind']}/{obj['metadata']['name']}"
