@@ -41,7 +41,7 @@ class TrlOptions(StrictModel):
         default="auto", description="vllm rollouts: engine dtype (auto: vLLM's choice, bf16 for a float32 model on CPU)."
     )
     enforce_eager: bool = Field(
-        default=False, description="vllm rollouts: no graph compilation (a faster start, slower generation)."
+        default=False, description="vllm rollouts: no graph compilation (a faster start; slower decoding on GPU, ~same on CPU)."
     )
 
 

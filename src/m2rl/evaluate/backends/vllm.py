@@ -47,7 +47,7 @@ class VllmOptions(StrictModel):
     """Engine options of the vllm backend (`evaluate.backend_options`), passed to `vllm.LLM(...)`."""
 
     dtype: str = Field(default="auto", description="Weights and activations dtype (auto, bfloat16, float16, float32).")
-    enforce_eager: bool = Field(default=False, description="Skip CUDA graph capture (less memory, slower decoding).")
+    enforce_eager: bool = Field(default=False, description="No CUDA graphs / torch.compile (GPU: slower decoding; CPU: a much faster start, ~same decoding).")
     max_num_seqs: int | None = Field(default=None, ge=1, description="Sequences per engine step (None: vLLM's).")
     enable_prefix_caching: bool | None = Field(
         default=None, description="Reuse the KV cache of shared prompt prefixes (None: vLLM's default)."
