@@ -77,6 +77,65 @@ def test_prompt_logprobs_are_the_hf_models(generator, vllm_model):
     assert max(abs(g - w) for g, w in zip(got, want, strict=True)) < 1e-3
 
 
+def _vllm_mask():
+    """vLLM's own `apply_top_k_top_p_pytorch` (the one `install_fast_top_p` wraps)."""
+    from vllm.v1.sample.ops import topk_topp_sampler as sampler
+
+    current = sampler.apply_top_k_top_p_pytorch
+    return current.keywords["fallback"] if getattr(current, "m2rl_fast_top_p", False) else current
+
+
+def test_fast_top_p_keeps_exactly_vllms_nucleus():
+    """Peaked rows (nucleus within the candidates), flat rows (wider: vLLM's own sort), p = 1 rows, top-k."""
+    import torch
+
+    orig = _vllm_mask()
+    gen = torch.Generator().manual_seed(0)
+    vocab = 4096
+    peaked = torch.randn(24, vocab, generator=gen) * 4
+    flat = torch.randn(8, vocab, generator=gen) * 0.05  # ~all tokens in a 0.7 nucleus: > TOP_P_CANDIDATES
+    logits = torch.cat([peaked, flat])[torch.randperm(32, generator=gen)]
+    cases = {
+        "one p": torch.full((32,), 0.7),
+        "per-row p": torch.rand(32, generator=gen) * 0.98 + 0.01,
+        "some p = 1": torch.where(torch.arange(32) % 3 == 0, 1.0, 0.5),
+        "peaked only": None,
+    }
+    for name, p in cases.items():
+        x, pp = (peaked, torch.full((24,), 0.9)) if p is None else (logits, p)
+        want = orig(x.clone(), None, pp)
+        got = vllm_cpu.fast_top_p(x.clone(), None, pp, fallback=orig)
+        assert torch.equal(torch.isinf(got), torch.isinf(want)), name
+        assert torch.equal(got[~torch.isinf(got)], x[~torch.isinf(want)]), name  # kept logits unchanged
+    assert (~torch.isinf(orig(flat.clone(), None, torch.full((8,), 0.7)))).sum(1).min() > vllm_cpu.TOP_P_CANDIDATES
+    k = torch.full((32,), 5)
+    assert torch.equal(vllm_cpu.fast_top_p(logits.clone(), k, None, True, fallback=orig),
+                       orig(logits.clone(), k, None, True))  # top-k goes to vLLM's own
+
+
+def test_engine_samples_top_p_with_the_fast_mask_and_the_same_draws(generator):
+    """The engine's sampler uses the fast mask, and its seeded top-p draws are those of vLLM's own mask."""
+    from vllm.v1.sample.ops import topk_topp_sampler as sampler
+
+    from m2rl.evaluate.registry import Sampling
+
+    assert getattr(sampler.apply_top_k_top_p_pytorch, "m2rl_fast_top_p", False)
+    assert vllm_cpu.install_fast_top_p()  # idempotent: still one wrapper
+    assert not getattr(sampler.apply_top_k_top_p_pytorch.keywords["fallback"], "m2rl_fast_top_p", False)
+    prompts = [generator.render([{"role": "user", "content": f"Count to {i}."}]) for i in range(8)]
+    sampling = Sampling(temperature=1.0, top_p=0.7, max_new_tokens=16)
+    fast = generator.generate(prompts, 4, sampling, seed=3)
+    patched = sampler.apply_top_k_top_p_pytorch
+    sampler.apply_top_k_top_p_pytorch = patched.keywords["fallback"]
+    try:
+        own = generator.generate(prompts, 4, sampling, seed=3)
+    finally:
+        sampler.apply_top_k_top_p_pytorch = patched
+    assert fast == own
+    assert all(len(set(x)) > 1 for x in fast)
+
+
+# last: the stage starts (and closes) an engine of its own, which tears down the module engine's process groups
 def test_stage_with_the_real_engine_resumes_from_its_samples(vllm_model, tmp_path):
     from m2rl.evaluate import evaluate
     from m2rl.spec.evaluate import BenchmarkSpec, EvaluateSpec
@@ -92,3 +151,4 @@ def test_stage_with_the_real_engine_resumes_from_its_samples(vllm_model, tmp_pat
     assert doc["backend"] == "vllm"
     again = evaluate(vllm_model, specs, str(tmp_path / "e"), settings=settings, track=False)
     assert again.generated_samples == 0 and again.reused_samples == 24
+
