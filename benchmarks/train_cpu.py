@@ -8,7 +8,7 @@ Three contenders, each in its own process, measured in the same run:
 - `m2rl_hf`: M2RL's `trl` backend (`m2rl.train.train`: data checks, the verifiers' reward through the
   per-domain wrapper, metrics to MLflow, periodic checkpoints, the train card), rollouts by `generate`;
 - `m2rl_vllm`: the same with `train.backend_options.rollout_engine: vllm` (a colocated vLLM CPU engine,
-  refreshed with the trained weights every step; its start, compile included, is in the wall column only).
+  refreshed with the trained weights every step; eager, as the demo's; its start is in the wall column only).
 A step's time is TRL's own `step_time` (generation + reward + loss + optimizer + weight refresh), the first
 step excluded as warm-up; the wall column is the whole call (model and engine load, data, saving) divided by
 the steps. Goal (issue 20): vllm rollouts at least 2x faster per step than the plain TRL path.
@@ -35,7 +35,9 @@ def _spec(root: Path, model: str, steps: int, threads: int | None, prompts: int,
         "name": "bench-train", "base_model": model, "artifact_root": str(root / "artifacts"),
         "work_dir": str(root / "work"), "paradigms": ["mix"],
         "data": {"domains": {"math": {}}},
-        "train": {"backend": "trl", "backend_options": {"rollout_engine": engine}, "lr": 1e-6,
+        "train": {"backend": "trl", "backend_options": {"rollout_engine": engine,
+                                                           **({"enforce_eager": True} if engine == "vllm" else {})},
+                  "lr": 1e-6,
                   "samples_per_prompt": GENERATIONS, "rollout_batch_size": prompts, "micro_train_batch_size": 8,
                   "steps": steps, "max_prompt_len": 512, "max_new_tokens": NEW_TOKENS, "temperature": 1.0,
                   "save_steps": steps, "cpu_threads": threads},
