@@ -1,4 +1,4 @@
-"""The evaluate component: one model on the spec's benchmarks -> metrics.json and samples."""
+"""The evaluate component: one model on its benchmarks of the spec (`model_benchmarks`) -> metrics.json and samples."""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Metrics, Model, Output
@@ -14,7 +14,7 @@ def evaluate(spec_json: str, parent_run_id: str, model_name: str, model_ref: str
 
     from m2rl import storage
     from m2rl.evaluate.stage import evaluate as evaluate_stage
-    from m2rl.evaluate.stage import study_benchmarks
+    from m2rl.evaluate.stage import model_benchmarks
     from m2rl.workflow.glue import StageContext, artifact_uri, publish
 
     ctx = StageContext(spec_json, parent_run_id)
@@ -22,7 +22,7 @@ def evaluate(spec_json: str, parent_run_id: str, model_name: str, model_ref: str
     out = ctx.layout.eval(model_name)
 
     def work() -> dict:
-        evaluate_stage(ref, study_benchmarks(ctx.spec), out, settings=ctx.spec.evaluate, model_name=model_name,
+        evaluate_stage(ref, model_benchmarks(ctx.spec, model_name), out, settings=ctx.spec.evaluate, model_name=model_name,
                        require_think_close=ctx.spec.rewards.require_think_close, env_params=ctx.spec.envs)
         return json.loads(storage.read_text(storage.join(out, "metrics.json")))
 

@@ -30,16 +30,19 @@ def accuracy_section(ctx: AnalysisContext) -> dict[str, Any]:
             continue
         models[name], ci[name], extra[name] = {}, {}, {}
         for b in benches:
-            m = ev.benchmarks[b]
+            m = ev.benchmarks.get(b)
+            if m is None:  # an expert evaluated on its own domain only
+                continue
             models[name][b] = ev.accuracy(b)
             if m.get("ci_low") is not None and m.get("ci_high") is not None:
                 ci[name][b] = [float(m["ci_low"]), float(m["ci_high"])]
             extra[name][b] = {k: v for k, v in m.items() if isinstance(v, int | float)
                               and k not in (*HEADLINE_ALIASES, "ci_low", "ci_high")}
-    average = {n: float(np.mean(list(v.values()))) for n, v in models.items() if v}
+    # the average over every benchmark: none for an expert evaluated on its own domain only
+    average = {n: float(np.mean(list(v.values()))) for n, v in models.items() if v and len(v) == len(benches)}
     info = []
     for b in benches:
-        any_m = next((ev.benchmarks[b] for ev in ctx.evals.values()), {})
+        any_m = next((ev.benchmarks[b] for ev in ctx.evals.values() if b in ev.benchmarks), {})
         info.append({"name": b, "domain": ctx.bench_domain(b), "k": any_m.get("k"),
                      "n_problems": any_m.get("n_problems")})
     return {"metric": HEADLINE, "benchmarks": info, "models": models, "ci": ci, "extra": extra, "average": average}

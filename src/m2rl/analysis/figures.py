@@ -57,12 +57,13 @@ def accuracy_figure(a: dict[str, Any]) -> bytes | None:
     width = 0.8 / max(1, len(names))
     cmap = plt.get_cmap("tab10")
     for i, n in enumerate(names):
-        vals = [100 * acc["models"][n][b] for b in benches]
+        scores = acc["models"][n]  # an expert evaluated on its own domain only has no bar elsewhere
+        vals = [100 * scores.get(b, np.nan) for b in benches]
         ci = acc.get("ci", {}).get(n, {})
         err = None
-        if all(b in ci for b in benches):
-            err = np.array([[100 * (acc["models"][n][b] - ci[b][0]) for b in benches],
-                            [100 * (ci[b][1] - acc["models"][n][b]) for b in benches]]).clip(min=0)
+        if all(b in ci for b in scores):
+            err = np.array([[100 * (scores[b] - ci[b][0]) if b in scores else 0 for b in benches],
+                            [100 * (ci[b][1] - scores[b]) if b in scores else 0 for b in benches]]).clip(min=0)
         ax.bar(np.arange(len(benches)) + i * width, vals, width, yerr=err, capsize=2, label=n,
                color=cmap(i % 10), edgecolor=PARADIGM_COLORS.get(paradigm.get(n), "k"))
     ax.set_xticks(np.arange(len(benches)) + width * (len(names) - 1) / 2, benches)

@@ -82,9 +82,25 @@ class AnalysisContext:
             return bench[len("builtin_") :]
         return "other"
 
+    def own_domain_only(self, name: str) -> bool:
+        """Whether model `name` is an expert evaluated on its own domain's benchmarks only (`evaluate.experts:
+        own_domain`): it has no cell outside its domain, and some other eval folder has one."""
+        entry, ev = self.models.get(name), self.evals.get(name)
+        if entry is None or entry.paradigm != "single" or ev is None:
+            return False
+        domains = {self.bench_domain(b) for b in ev.benchmarks}
+        return domains == {entry.domain} and any(set(o.benchmarks) - set(ev.benchmarks) for o in self.evals.values())
+
+    def full_evals(self) -> dict[str, Any]:
+        """The eval folders of every model evaluated on the study's whole benchmark list (`own_domain_only`
+        experts left out)."""
+        full = {n: ev for n, ev in self.evals.items() if not self.own_domain_only(n)}
+        return full or dict(self.evals)
+
     def benchmarks(self) -> list[str]:
-        """Benchmarks every eval folder shares, in domain order, then name."""
-        sets = [set(ev.benchmarks) for ev in self.evals.values()]
+        """Benchmarks every eval folder shares (experts evaluated on their own domain only aside: they have a
+        cell of these or none), in domain order, then name."""
+        sets = [set(ev.benchmarks) for ev in self.full_evals().values()]
         common = set.intersection(*sets) if sets else set()
         rank = {d: i for i, d in enumerate(self.domains)}
         return sorted(common, key=lambda b: (rank.get(self.bench_domain(b), 99), b))

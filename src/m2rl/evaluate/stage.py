@@ -31,7 +31,7 @@ from m2rl.evaluate.registry import (
     load_benchmark,
 )
 from m2rl.evaluate.samples import SampleStore, generation_key, model_fingerprint, records_digest
-from m2rl.names import Layout
+from m2rl.names import Layout, parse_model_name
 from m2rl.progress import report as report_progress
 from m2rl.registry import EVAL_BACKENDS
 from m2rl.spec.evaluate import BenchmarkSpec, EvaluateSpec
@@ -105,6 +105,20 @@ def study_benchmarks(study: Any, benchmarks: Sequence[BenchmarkSpec] | None = No
                 defaults.update({k: v for k, v in src.options.items() if k in BuiltinOptions.model_fields})
         out.append(b.model_copy(update={"options": {**defaults, **b.options}}))
     return out
+
+
+def model_benchmarks(study: Any, model: str) -> list[BenchmarkSpec]:
+    """The benchmarks `model` of the study is evaluated on (`study_benchmarks`): all of them, except for a
+    single-domain expert under `evaluate.experts: own_domain`, which gets its own domain's only."""
+    benchmarks = study_benchmarks(study)
+    parsed = parse_model_name(model)
+    if study.evaluate.experts != "own_domain" or parsed is None or parsed.paradigm != "single":
+        return benchmarks
+    own = [b for b in benchmarks if get_benchmark(b.name).domain == parsed.domain]
+    if not own:
+        raise EvalError(f"evaluate.experts: own_domain, but no benchmark of evaluate.benchmarks is of domain "
+                        f"{parsed.domain!r} (model {model})")
+    return own
 
 
 def _resolve_model(model: str, cache: str | Path | None) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -38,6 +38,10 @@ class EvaluateSpec(StrictModel):
             BenchmarkSpec(name=f"builtin_{d}") for d in DOMAINS
         ],
         description="Benchmarks to run.",
+    )
+    experts: Literal["all", "own_domain"] = Field(
+        default="all",
+        description="Benchmarks of the single-domain experts: all, or own_domain (only their domain's; no cross-domain cells).",
     )
     seed: int = Field(default=0, description="Sampling seed.")
     batch_size: int = Field(default=16, ge=1, description="Prompts per generation batch (hf backend).")

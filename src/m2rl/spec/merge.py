@@ -14,7 +14,7 @@ def unsaved_step(step: int, steps: int, save_steps: int) -> str | None:
     """Why training step `step` of a run of `steps` steps saving every `save_steps` is not a checkpoint a merge
     can take (None when it is one)."""
     if step > steps:
-        return f"step {step} is beyond the {steps} steps of the run (train.steps)"
+        return f"step {step} is beyond the {steps} steps of the run (train.steps, or train.domain_steps of its domain)"
     if step != steps and step % save_steps:
         return (f"step {step} is never saved: checkpoints are saved every train.save_steps = {save_steps} steps "
                 f"and at the last step ({steps}); saved steps are {save_steps}, {2 * save_steps}, ... and {steps}")

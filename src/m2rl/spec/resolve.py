@@ -84,6 +84,8 @@ def name_problems(data: Mapping[str, Any]) -> list[str]:
             if isinstance(b, Mapping):
                 out += _named(BENCHMARKS, b, "name", f"evaluate.benchmarks[{i}]", "options")
     out += _named(EVAL_BACKENDS, evaluate, "backend", "evaluate", "backend_options", default=DEFAULT_EVAL_BACKEND)
+    if evaluate.get("experts") == "own_domain" and "benchmarks" in evaluate:
+        out += _own_domain_problems(_list(evaluate.get("benchmarks")), list(domains))
     train = _map(data.get("train"))
     out += _named(TRAIN_BACKENDS, train, "backend", "train", "backend_options", default=DEFAULT_TRAIN_BACKEND)
     analysis = _map(data.get("analysis"))
@@ -95,3 +97,12 @@ def name_problems(data: Mapping[str, Any]) -> list[str]:
     for name, params in _map(data.get("envs")).items():
         out += ENVIRONMENTS.problems(name, _params(params), where=f"envs.{name}", params_where=f"envs.{name}")
     return out
+
+
+def _own_domain_problems(benchmarks: list[Any], domains: list[str]) -> list[str]:
+    """`evaluate.experts: own_domain` needs a benchmark of every domain (else that expert is evaluated on
+    nothing); unregistered names are reported by `_named` already."""
+    covered = {BENCHMARKS.get(b["name"], "benchmark").domain for b in benchmarks
+               if isinstance(b, Mapping) and b.get("name") in BENCHMARKS.names()}
+    return [f"evaluate.experts: own_domain, but no benchmark of evaluate.benchmarks is of domain {d!r} "
+            f"(its expert would be evaluated on nothing)" for d in domains if d in DOMAINS and d not in covered]

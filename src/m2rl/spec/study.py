@@ -109,10 +109,19 @@ class StudySpec(StrictModel):
         for domain, step in self.merge.expert_steps.items():
             if domain not in self.data.domains:
                 problems.append(f"{domain}: not a domain of this study ({', '.join(self.data.domains)})")
-            elif why := unsaved_step(step, self.train.steps, self.train.save_steps):
+            elif why := unsaved_step(step, self.train.run_steps(domain), self.train.save_steps):
                 problems.append(f"{domain}: {why}")
         if problems:
             raise ValueError("\n".join(f"merge.expert_steps.{p}" for p in problems))
+        return self
+
+    @model_validator(mode="after")
+    def _domain_steps_are_domains(self) -> StudySpec:
+        """Every `train.domain_steps` entry names a domain of the study."""
+        bad = [d for d in self.train.domain_steps if d not in self.data.domains]
+        if bad:
+            raise ValueError("\n".join(f"train.domain_steps.{d}: not a domain of this study "
+                                       f"({', '.join(self.data.domains)})" for d in bad))
         return self
 
     @property

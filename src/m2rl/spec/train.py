@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from m2rl.names import MIX
 from m2rl.spec.base import StrictModel
 
 # OpenRLHF 0.11 `--algo.advantage.estimator` choices; the group ones need >= 2 samples per prompt.
@@ -71,6 +72,9 @@ class TrainSpec(StrictModel):
     micro_rollout_batch_size: int = Field(default=4, ge=1, description="Per-GPU micro batch for rollouts.")
     steps: int = Field(default=200, ge=1, description="GRPO steps of a single-domain run.")
     mix_steps: int | None = Field(default=None, ge=1, description="GRPO steps of the mixed run; default steps.")
+    domain_steps: dict[str, int] = Field(
+        default_factory=dict, description="GRPO steps of one domain's single-domain run (domain -> steps); default steps."
+    )
     max_prompt_len: int = Field(default=1024, ge=1, description="Max prompt tokens.")
     max_new_tokens: int = Field(default=8192, ge=1, description="Max generated tokens per response.")
     temperature: float = Field(default=1.0, gt=0, description="Rollout sampling temperature.")
@@ -109,6 +113,21 @@ class TrainSpec(StrictModel):
     cpu_threads: int | None = Field(
         default=None, ge=1, description="torch threads of the TRL backend on the CPU; default all cores."
     )
+
+    @field_validator("domain_steps")
+    @classmethod
+    def _domain_steps(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = [f"{d}: {n!r} is not a positive number of steps" for d, n in v.items() if n < 1]
+        if bad:
+            raise ValueError("; ".join(bad))
+        return v
+
+    def run_steps(self, run: str) -> int:
+        """GRPO steps of a training run: `mix_steps` for the mixed run, else the domain's `domain_steps`, else
+        `steps`."""
+        if run == MIX:
+            return self.mix_steps or self.steps
+        return self.domain_steps.get(run, self.steps)
 
     @field_validator("adam_betas")
     @classmethod

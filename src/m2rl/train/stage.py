@@ -69,7 +69,7 @@ def plan(
     for name, value in (("data", data), ("base", base), ("out", out)):
         if not value or not str(value).strip():
             raise TrainError(f"{name}: must not be empty")
-    steps = (spec.train.mix_steps or spec.train.steps) if run == MIX else spec.train.steps
+    steps = spec.train.run_steps(run)
     keep = _kept_steps(spec, run, steps)
     name = _basename(out)
     ckpt = checkpoint_dir or Layout(spec.artifact_root).checkpoints(name)

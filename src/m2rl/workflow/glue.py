@@ -188,7 +188,7 @@ class StageContext:
                                             parents=self._model_parents(inputs))
         elif self.parent_run_id and stage == "evaluate":
             model_id = self._ensure_model(item, inputs[0] if inputs else self.layout.model(item), run_id)
-            datasets = self._eval_datasets()
+            datasets = self._eval_datasets(item)
             tracking.log_datasets(run_id, [(d, tracking.CONTEXT_EVAL) for d in datasets.values()], models=[model_id])
         try:
             with tracking.model_scope(model_id, datasets):
@@ -248,15 +248,16 @@ class StageContext:
                 return ds
         return tracking.dataset(Path(uri).stem, uri, {"num_rows": card.get("records")})
 
-    def _eval_datasets(self) -> dict[str, Any]:
-        """Benchmark -> the dataset it evaluates on: the data stage's eval split it reads, its own file, else
-        (a hub benchmark) its name and source with a digest of its settings."""
+    def _eval_datasets(self, model: str | None = None) -> dict[str, Any]:
+        """Benchmark -> the dataset it evaluates on (those of `model`, else every benchmark of the study): the
+        data stage's eval split it reads, its own file, else (a hub benchmark) its name and source with a
+        digest of its settings."""
         from m2rl.evaluate.registry import EvalError, get_benchmark
-        from m2rl.evaluate.stage import study_benchmarks
+        from m2rl.evaluate.stage import model_benchmarks, study_benchmarks
 
         splits = {json.loads(ds.source).get("uri"): ds for ds, _ in self._data_datasets().values()}
         out = {}
-        for b in study_benchmarks(self.spec):
+        for b in model_benchmarks(self.spec, model) if model else study_benchmarks(self.spec):
             profile = {"benchmark": b.name, "limit": b.limit, "k": b.k}
             if b.path and b.path in splits:
                 out[b.name] = splits[b.path]
@@ -327,7 +328,7 @@ class StageContext:
             if stage == "evaluate":
                 inputs = rec.get("inputs") or []
                 return self._ensure_model(item, inputs[0] if inputs else self.layout.model(item), run_id), \
-                    self._eval_datasets()
+                    self._eval_datasets(item)
             return None, {}
 
         new = tracking.copy_child_run(old, self.parent_run_id, stage, item, model_for=model_for)

@@ -64,14 +64,16 @@ def render_prompt(tok, prompt: str) -> str:
 
 
 def choose_prompts(ctx: AnalysisContext, n: int) -> list[tuple[str, str]]:
-    """(benchmark, problem_id) pairs every model has samples for, round-robin over benchmarks, seeded."""
+    """(benchmark, problem_id) pairs every fully evaluated model (`full_evals`) has samples for, round-robin over
+    benchmarks, seeded."""
     rng = np.random.default_rng(ctx.params.seed)
     pools: list[tuple[str, list[str]]] = []
+    evals = ctx.full_evals()
     for bench in ctx.benchmarks():
-        if not all(ev.has_samples(bench) for ev in ctx.evals.values()):
+        if not all(ev.has_samples(bench) for ev in evals.values()):
             continue
         ids = None
-        for ev in ctx.evals.values():
+        for ev in evals.values():
             got = set(ev.samples(bench)["problem_id"])
             ids = got if ids is None else ids & got
         if ids:

@@ -368,7 +368,7 @@ class TrlBackend:
         if opts.rollout_engine == "vllm":
             trl_vllm.install(trainer)
         trainer.remove_callback(PrinterCallback)
-        with trl_cpu.completion_logprobs():
+        with trl_cpu.completion_logprobs(), trl_cpu.compact_micro_batches(optimizer_steps_per_grpo_step(job) == 1):
             trainer.train(resume_from_checkpoint=str(latest) if latest else None)
         if trainer.state.global_step < config.max_steps:
             raise RuntimeError(
