@@ -70,6 +70,7 @@ def test_report_shows_dashes_for_cells_not_evaluated(own_domain):
     names = [c.strip() for c in header.strip("|").split("|")]
     assert cells[names.index("single-math")] == "—" and cells[names.index("single-code")] != "—"
     assert "Experts on their own domain: " in md
+    assert md.count("—: not evaluated (under `evaluate.experts: own_domain`") == 2  # accuracy, transfer
 
 
 def _spec(tmp_path, **evaluate):

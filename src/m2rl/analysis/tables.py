@@ -130,7 +130,14 @@ def accuracy_table(M: dict[str, float], L: dict[str, Any]) -> Table:
     bold |= {(len(rows) - 1, i + 1) for i in _best(vals)}
     return Table("accuracy", f"Accuracy ({L.get('metric', 'avg@k')}, %, 95% CI): benchmarks x models",
                  ["benchmark", *[_label(m) for m in models]], rows, bold,
-                 "Best per row in bold. Interval: the evaluate stage's bootstrap over problems.")
+                 "Best per row in bold. Interval: the evaluate stage's bootstrap over problems." + _not_evaluated(rows))
+
+
+def _not_evaluated(rows: list[list[str]]) -> str:
+    """The caption's note when a table has cells no evaluation filled (experts on their own domain only)."""
+    if any(cell == DASH for row in rows for cell in row[1:]):
+        return f" {DASH}: not evaluated (under `evaluate.experts: own_domain` an expert is evaluated on its own domain only)."
+    return ""
 
 
 def merge_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:
@@ -194,7 +201,8 @@ def transfer_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:
         rows.append([name, *cells])
     return Table("transfer", "Cross-domain transfer: Δ avg@k over the base (points, 95% CI)",
                  ["model", *[f"{b} ({d})" for b, d in benches]], rows, bold,
-                 "Bold: the interval excludes 0 (synergy / gain if positive, interference / loss if negative).")
+                 "Bold: the interval excludes 0 (synergy / gain if positive, interference / loss if negative)."
+                 + _not_evaluated(rows))
 
 
 def norms_table(M: dict[str, float], L: dict[str, Any]) -> Table | None:
