@@ -72,7 +72,7 @@ def trim_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
     start = int(prompt_used[0]) if len(prompt_used) else chunk["prompt_mask"].size(1)
     completion_used = chunk["completion_mask"].any(0).nonzero()
     width = chunk["completion_mask"].size(1)
-    end = max(int(completion_used[-1]) + 1 if len(completion_used) else 1, 1)
+    end = int(completion_used[-1]) + 1 if len(completion_used) else 1  # at least one column
     out = dict(chunk)
     out["prompt_ids"], out["prompt_mask"] = chunk["prompt_ids"][:, start:], chunk["prompt_mask"][:, start:]
     for key in PER_COMPLETION_TOKEN:
