@@ -19,7 +19,7 @@ from m2rl.spec.data import SourceSpec
 from m2rl.verifiers import score
 
 LEARNABLE = {"math": ["mental"], "science": ["element_compare", "unit_pick"], "if": ["single_constraint"],
-             "code": ["echo_transform"], "agent": ["tool_single"]}
+             "code": ["echo_transform"], "agent": ["tool_single", "tool_brief"]}
 COUNT = 400  # the builtin default: every learnable kind must fill it with unique prompts
 
 
@@ -222,3 +222,25 @@ def test_tool_single_one_call_arguments_stated_in_the_request():
                           "</tool_call>").value == 0.0
         names.add(call["name"])
     assert len(names) >= 8 and 120 <= same <= 180
+
+
+def test_tool_brief_is_tool_single_in_a_shorter_prompt():
+    from m2rl.data.builtin import agent
+    single, brief = _draw("agent", "tool_single", 100), _draw("agent", "tool_brief", 100)
+    for s, b in zip(single, brief, strict=True):
+        # the same task and worked example; the tools shown are the same functions, as brief schemas
+        assert s["verifier"]["ground_truth"] == b["verifier"]["ground_truth"]
+        assert [m["content"] for m in s["prompt"][1:]] == [m["content"] for m in b["prompt"][1:]]
+        assert b["verifier"]["tools"] == [agent.brief_schema(t) for t in s["verifier"]["tools"]]
+        for t in b["verifier"]["tools"]:
+            assert json.dumps(t) in b["prompt"][0]["content"]
+            assert set(t["parameters"]["required"]) == set(t["parameters"]["properties"])
+            assert all(set(v) == {"type", "description"} for v in t["parameters"]["properties"].values())
+        assert len(b["prompt"][0]["content"]) < 0.6 * len(s["prompt"][0]["content"])
+        (call,) = b["verifier"]["ground_truth"]
+        assert score(b, f"<tool_call>\n{json.dumps(call)}\n</tool_call>").value == 1.0
+        # the declared types still decide: an integer argument given as a string is wrong
+        ints = {k for k, v in call["arguments"].items() if isinstance(v, int)}
+        if ints:
+            bad = {k: (str(v) if k in ints else v) for k, v in call["arguments"].items()}
+            assert score(b, f"<tool_call>\n{json.dumps({'name': call['name'], 'arguments': bad})}\n</tool_call>").value == 0.0

@@ -7,7 +7,9 @@ The verifier block carries `ground_truth` (the calls, in the order the user asks
 
 Opt-in kind `tool_single` (`options.kinds: [tool_single]`): one request, one call with one or two arguments
 stated in it, two tools shown, after a worked example (a user turn and the assistant's call, to the same tool
-or the other one): for models too small for the standard mix.
+or the other one): for models too small for the standard mix. Opt-in kind `tool_brief`: the same tasks in a
+prompt of about 60% the length (a two-sentence system message, each tool's function object with its parameters'
+types and descriptions only).
 
 Opt-in kind `workplace` (`options.kinds: [workplace]`): multi-turn environment records on the generated
 workplace sandbox (`m2rl.envs`, `verifier.type: env`): a one-call action on a stated id, or a look-up
@@ -314,12 +316,8 @@ def _request(phrase: str, rng: random.Random) -> str:
     return _capital(phrase) + rng.choice((".", ", please."))
 
 
-def tool_single(rng: random.Random) -> AgentProblem:
-    """Opt-in kind: one request, one call with one or two arguments copied from it; two tools shown, and before
-    the request a worked example as a chat turn: three times in four a call to the same tool (all its values
-    different: the answer adapts the example), else to the other tool (the answer takes the example's format
-    but the name and arguments from the schema). A warm-up for models too small for the standard mix
-    (options.kinds: [tool_single]); SmolLM2-135M solves about half of the first case and almost none of the second."""
+def _one_call(rng: random.Random, template: str, schema: Callable[[dict[str, Any]], dict[str, Any]]) -> AgentProblem:
+    """A one-call request after a worked example (see `tool_single`), the two tools' `schema`s in `template`."""
     builder, other = rng.sample(SIMPLE_BUILDERS, 2)
     phrase, call = builder(rng)
     _, distractor = other(rng)
@@ -328,15 +326,47 @@ def tool_single(rng: random.Random) -> AgentProblem:
         ex_phrase, ex_call = (builder if same else other)(rng)
         if all(ex_call["arguments"].get(k) != v for k, v in call["arguments"].items()):
             break
-    shown = [TOOLS[call["name"]], TOOLS[distractor["name"]]]
+    shown = [schema(TOOLS[call["name"]]), schema(TOOLS[distractor["name"]])]
     rng.shuffle(shown)
-    system = SYSTEM_TEMPLATE.format(tools="\n".join(json.dumps(t) for t in shown))
+    system = template.format(tools="\n".join(json.dumps(t) for t in shown))
     shot = (_request(ex_phrase, rng), f"<tool_call>\n{json.dumps(ex_call)}\n</tool_call>")
     return AgentProblem(system, _request(phrase, rng), tuple(shown), (call,), shots=(shot,))
 
 
+def tool_single(rng: random.Random) -> AgentProblem:
+    """Opt-in kind: one request, one call with one or two arguments copied from it; two tools shown, and before
+    the request a worked example as a chat turn: three times in four a call to the same tool (all its values
+    different: the answer adapts the example), else to the other tool (the answer takes the example's format
+    but the name and arguments from the schema). A warm-up for models too small for the standard mix
+    (options.kinds: [tool_single]); SmolLM2-135M solves about half of the first case and almost none of the second."""
+    return _one_call(rng, SYSTEM_TEMPLATE, lambda tool: tool)
+
+
+# `tool_brief`'s system message: the tools and the answer format, without the standard preamble
+BRIEF_TEMPLATE = (
+    "Call a tool for the user's request. Tools:\n<tools>\n{tools}\n</tools>\n"
+    'Answer with the call only:\n<tool_call>\n{{"name": <function-name>, "arguments": <args-dict>}}\n</tool_call>'
+)
+
+
+def brief_schema(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tool's function object with each parameter's type and description only (no `type: function` wrapper,
+    no enum, bounds or `additionalProperties`): every value the call needs is stated in the request."""
+    f = tool["function"]
+    props = {k: {"type": v["type"], "description": v["description"]} for k, v in f["parameters"]["properties"].items()}
+    return {"name": f["name"], "description": f["description"],
+            "parameters": {"type": "object", "properties": props, "required": list(f["parameters"]["required"])}}
+
+
+def tool_brief(rng: random.Random) -> AgentProblem:
+    """Opt-in kind: `tool_single`'s tasks (the same draws for the same seed) in a prompt of about 60% the
+    length: a two-sentence system message and the tools as `brief_schema`s (~260 tokens for SmolLM2 instead of
+    ~420), for a CPU study where every prompt token is trained on (options.kinds: [tool_brief])."""
+    return _one_call(rng, BRIEF_TEMPLATE, brief_schema)
+
+
 KINDS = (tool_task,)
-EXTRA_KINDS = (workplace, tool_single)  # drawn only when asked for by name (options.kinds: [tool_single])
+EXTRA_KINDS = (workplace, tool_single, tool_brief)  # drawn only when asked for by name (options.kinds: [tool_single])
 
 
 def problems(rng: random.Random, count: int, kinds: Sequence[Callable] = KINDS) -> list[Any]:
