@@ -31,6 +31,7 @@ DEFAULT_ROWS = (
     "science:unit_pick",
     "if:single_constraint",
     "agent:tool_single",
+    "agent:tool_brief",
 )
 # new-token budgets per domain: the demo's training budget (64), code's eval budget (96)
 BUDGETS = {"math": 64, "code": 96, "science": 64, "if": 64, "agent": 64}

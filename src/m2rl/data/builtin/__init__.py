@@ -8,9 +8,10 @@ records once per (domain, seed, count) and caches them; the `builtin` data sourc
 Variants (`Variant`): every generator draws from named problem kinds (`kinds_of`: a module's `KINDS`, the
 standard mix, and `EXTRA_KINDS`, opt-in), by default the standard mix; `kinds` restricts the draw to some
 of them or adds opt-in ones: the "learnable" kinds for small models (math `mental`, science
-`element_compare` and `unit_pick`, code `echo_transform`, if `single_constraint`, agent `tool_single`) and
-agent's multi-turn `workplace`. `allow_last_number` marks math records to accept the response's last number when it has no
-`Answer:` line (the math verifier's opt-in fallback), for models too small to follow the format. A variant
+`element_compare` and `unit_pick`, code `echo_transform`, if `single_constraint`, agent `tool_single` and
+`tool_brief`, its tasks in a shorter prompt) and agent's multi-turn `workplace`. `allow_last_number` marks
+math records to accept the response's last number when it has no `Answer:` line (the math verifier's opt-in
+fallback), for models too small to follow the format. A variant
 other than the default gets its own record ids (`builtin-math-mental-00017`), so it never collides with
 the standard set.
 
