@@ -11,7 +11,8 @@ options), code `echo_transform` (a one-line stdin transform, with an example pro
 `single_constraint` (one sentence with one easy IFEval instruction), agent `tool_single` (one tool, one call
 with 1-2 arguments stated in the request; `tool_brief` the same tasks in ~60% of the prompt); agent's
 `workplace` is the multi-turn sandbox. `allow_last_number` (math) lets the verifier take the response's last
-number when it has no `Answer:` line. The source yields one pool per domain; the data stage makes the train/eval split, so `source.split` is not used.
+number when it has no `Answer:` line. The source yields one pool per domain; the data stage makes the
+train/eval split, so `source.split` is not used.
 With no domain (a direct call) it yields every domain in turn.
 """
 
